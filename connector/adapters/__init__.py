@@ -1,0 +1,1 @@
+"""Adapters: bytes from feeds and files → model objects (the edge)."""

@@ -1,0 +1,102 @@
+"""The encounter: the unit the coding rules apply to (coding rules §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from connector.model.administration import Administration
+from connector.model.ids import digest
+
+
+class ClaimType(StrEnum):
+    """Which claim the lines are for: the hospital's or the practitioner's."""
+
+    FACILITY = "facility"
+    PROFESSIONAL = "professional"
+
+
+class PatientClass(StrEnum):
+    """Patient class, normalised from HL7 PV1-2 / FHIR Encounter.class."""
+
+    EMERGENCY = "emergency"
+    OUTPATIENT = "outpatient"
+    OBSERVATION = "observation"
+    INPATIENT = "inpatient"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Encounter:
+    """An encounter and the current version of each of its administrations.
+
+    Attributes:
+        key: Encounter identity (assigning authority + visit number).
+        patient_class: Current patient class.
+        inpatient_from: When the encounter became inpatient, if it did; administrations
+            from then on are not coded as outpatient services (coding rules §3).
+        claim_type: Facility or professional claim.
+        payer: Name of the payer policy overlay (``default`` when unknown).
+        place_of_service: CMS place-of-service code for professional claims.
+        facility: Sending facility (HL7 MSH-4 / FHIR serviceProvider), for the output.
+        separate_same_day: The feed says this is a separate encounter on a day the patient
+            already had one (coding rules §3; may take a payer modifier).
+        closed: The encounter was discharged/finished.
+        administrations: Current version of each administration, sorted by (start, id).
+    """
+
+    key: str
+    patient_class: PatientClass = PatientClass.OUTPATIENT
+    inpatient_from: datetime | None = None
+    claim_type: ClaimType = ClaimType.FACILITY
+    payer: str = "default"
+    place_of_service: str = ""
+    facility: str = ""
+    separate_same_day: bool = False
+    closed: bool = False
+    administrations: tuple[Administration, ...] = ()
+
+    def with_administrations(self, incoming: Iterable[Administration]) -> Encounter:
+        """Return the encounter with ``incoming`` applied as corrections by id and version.
+
+        The result does not depend on the order the versions arrive in: for each id the
+        largest ``version`` wins, and identical versions are broken by content fingerprint.
+        """
+        current = {a.id: a for a in self.administrations}
+        for admin in incoming:
+            held = current.get(admin.id)
+            if held is None or _precedence(admin) > _precedence(held):
+                current[admin.id] = admin
+        ordered = sorted(current.values(), key=lambda a: (a.start, a.id))
+        return replace(self, administrations=tuple(ordered))
+
+
+def fingerprint(admin: Administration) -> str:
+    """A digest of an administration's content, independent of hash randomisation."""
+    return digest(
+        (
+            admin.id,
+            admin.encounter_key,
+            repr(admin.drug),
+            repr(admin.route),
+            repr(admin.method),
+            admin.start.isoformat(),
+            admin.end.isoformat() if admin.end else "",
+            admin.status.value,
+            admin.version,
+            admin.site,
+            str(admin.dose),
+            admin.dose_unit,
+            str(admin.infuse_minutes),
+            str(admin.has_rate),
+            str(admin.primary),
+            ",".join(sorted(admin.contexts)),
+            admin.department,
+        )
+    )
+
+
+def _precedence(admin: Administration) -> tuple[str, str]:
+    return (admin.version, fingerprint(admin))

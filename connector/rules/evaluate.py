@@ -1,0 +1,142 @@
+"""``evaluate(encounter, policy)``: the pure coding function (architecture invariant 1).
+
+A chain of small steps, each a module that opens with its rule and source:
+classify → choose initial → infusions/hydration → sequence pushes → lines → payer overlay.
+The result depends only on the encounter's administration set and the policy: arrival
+order, duplicates and replays converge (administrations are sorted and de-duplicated by id).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from connector.model import ChargeResult, Decision, Encounter, Reason, ServiceKind
+from connector.policy.model import Policy
+from connector.rules import timeline
+from connector.rules.classify import Service, classify
+from connector.rules.initial import Candidate, choose_initial
+from connector.rules.lines import build_lines, suppressed
+from connector.rules.pushes import code_pushes
+from connector.rules.timed import code_hydration, code_infusions, hydration_timeline
+from connector.rules.units import Unit
+
+
+def evaluate(encounter: Encounter, policy: Policy) -> ChargeResult:
+    """Code the IV drug-administration services of one encounter.
+
+    Args:
+        encounter: The encounter with the current version of each administration.
+        policy: Validated mappings and payer policies.
+
+    Returns:
+        Charge lines, a decision for every administration, and the lookups made.
+    """
+    payer = policy.payer(encounter.payer)
+    policy_version = f"{payer.version}/{encounter.claim_type.value}"
+    classified = classify(encounter, policy)
+    services = classified.services
+    pushes = [s for s in services if s.is_push]
+    infusions = [s for s in services if s.is_infusion]
+    hydration = [s for s in services if s.kind is ServiceKind.HYDRATION]
+
+    by_drug: dict[str, list[Service]] = defaultdict(list)
+    for item in infusions:
+        by_drug[item.drug.key].append(item)
+    groups = [Candidate(members[0].kind, tuple(members)) for members in by_drug.values()]
+    net_hydration = hydration_timeline(hydration, infusions, pushes)
+    candidates = groups + [Candidate(p.kind, (p,)) for p in pushes]
+    if hydration and timeline.minutes(net_hydration) >= 31:
+        candidates.append(Candidate(ServiceKind.HYDRATION, tuple(hydration)))
+    choice = choose_initial(candidates, encounter.claim_type, payer)
+
+    timed = code_infusions(groups, choice, payer.second_site_modifier)
+    hydration_initial = choice.main is not None and choice.main.kind is ServiceKind.HYDRATION
+    hyd = code_hydration(hydration, net_hydration, hydration_initial)
+    initial_pushes: dict[str, tuple[str, ...]] = {}
+    for candidate in (choice.main, *choice.second_sites):
+        if candidate is not None and candidate.first.is_push and len(candidate.members) == 1:
+            modifier = () if candidate is choice.main else (payer.second_site_modifier,)
+            initial_pushes[candidate.first.admin.id] = modifier
+    reported = [*timed.reported, *hyd.reported]
+    pushed = code_pushes(pushes, initial_pushes, reported, choice.why, encounter.claim_type, payer)
+
+    units = _overlay(
+        encounter,
+        [*timed.units, *hyd.units, *pushed.units],
+        choice.needs_review,
+        initial_ids={c.first.admin.id for c in (choice.main,) if c is not None},
+        modifier=payer.separate_encounter_modifier,
+    )
+    kept = [
+        u
+        for u in units
+        if not (suppressed(encounter, payer, u.code) and payer.professional_suppression_action == "suppress")
+    ]
+    lines = build_lines(kept, encounter, payer, policy.chargemaster, policy_version)
+    decisions = _decisions(
+        encounter,
+        services,
+        kept,
+        units,
+        [*classified.excluded, *classified.hydration_untimed, *timed.decisions, *hyd.decisions, *pushed.decisions],
+    )
+    return ChargeResult(
+        encounter.key,
+        encounter.claim_type,
+        payer.name,
+        policy_version,
+        lines,
+        decisions,
+        tuple(s.evidence for s in services),
+    )
+
+
+def _overlay(
+    encounter: Encounter, units: list[Unit], needs_review: bool, initial_ids: set[str], modifier: str | None
+) -> list[Unit]:
+    """Mark the initial unit for review and add the separate-encounter modifier."""
+    result: list[Unit] = []
+    for original in units:
+        unit = original
+        is_initial = unit.rule.startswith("initial.") and not unit.modifiers and bool(initial_ids & set(unit.admin_ids))
+        if is_initial:
+            flags = (*unit.flags, "needs_review") if needs_review else unit.flags
+            mods = (*unit.modifiers, modifier) if modifier and encounter.separate_same_day else unit.modifiers
+            unit = Unit(unit.code, unit.day, unit.admin_ids, unit.rule, unit.reason, unit.department, mods, flags)
+        result.append(unit)
+    return result
+
+
+def _decisions(
+    encounter: Encounter, services: tuple[Service, ...], kept: list[Unit], units: list[Unit], others: list[Decision]
+) -> tuple[Decision, ...]:
+    codes: dict[str, list[str]] = defaultdict(list)
+    for unit in kept:
+        for admin_id in unit.admin_ids:
+            if unit.code not in codes[admin_id]:
+                codes[admin_id].append(unit.code)
+    dropped = {i for u in units if u not in kept for i in u.admin_ids}
+    final = {d.administration_id: d for d in others}
+    for item in services:
+        admin_id = item.admin.id
+        if admin_id in final:
+            continue
+        if codes.get(admin_id):
+            final[admin_id] = Decision(
+                admin_id,
+                item.kind,
+                item.drug.key,
+                Reason.CODED,
+                f"{item.kind.value} ({item.evidence}) → {', '.join(codes[admin_id])}.",
+                tuple(codes[admin_id]),
+            )
+        elif admin_id in dropped:
+            final[admin_id] = Decision(
+                admin_id,
+                item.kind,
+                item.drug.key,
+                Reason.PAYER_SUPPRESSED,
+                f"Payer {encounter.payer} does not reimburse drug administration "
+                f"on professional claims in place of service {encounter.place_of_service}.",
+            )
+    return tuple(final[a.id] for a in encounter.administrations if a.id in final)

@@ -1,0 +1,69 @@
+"""Runs every golden case in tests/cases/*.yaml through the rules and compares exactly."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.adapters.scenario import Scenario, load_scenarios
+from connector.model import ChargeResult
+from connector.policy.model import Policy
+from connector.policy.payers import expand_codes
+from connector.rules import evaluate
+
+CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
+SCENARIOS = [s for path in sorted(CASES_DIR.glob("*.yaml")) for s in load_scenarios(path)]
+SET_KEYS = {"facility_only_codes", "professional_suppressed_codes", "professional_suppressed_pos"}
+
+
+def with_overrides(policy: Policy, payer_name: str, overrides: dict[str, Any]) -> Policy:
+    if not overrides:
+        return policy
+    values = {k: (expand_codes(v) if k in SET_KEYS else v) for k, v in overrides.items()}
+    payer = replace(policy.payer(payer_name), **values)
+    return replace(policy, payers={**policy.payers, payer.name: payer})
+
+
+def run(scenario: Scenario, policy: Policy) -> ChargeResult:
+    return evaluate(
+        scenario.encounter, with_overrides(policy, scenario.encounter.payer, dict(scenario.policy_overrides))
+    )
+
+
+def line_key(code: Any, day: Any, modifiers: Any) -> tuple[str, str, tuple[str, ...]]:
+    return (str(code), str(day), tuple(sorted(str(m) for m in modifiers or ())))
+
+
+def test_there_are_at_least_sixty_golden_cases() -> None:
+    assert len(SCENARIOS) >= 60
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_golden_case(scenario: Scenario, policy: Policy) -> None:
+    result = run(scenario, policy)
+    got = {line_key(ln.code, ln.service_date, ln.modifiers): ln for ln in result.lines}
+    expected_lines = scenario.expect.get("lines") or []
+    want = {line_key(e["code"], e["date"], e.get("modifiers")): e for e in expected_lines}
+    summary = "\n".join(
+        f"  {ln.code} x{ln.units} {ln.service_date} {ln.modifiers} {ln.administration_ids} {ln.flags}"
+        for ln in result.lines
+    )
+    decisions = "\n".join(f"  {d.administration_id}: {d.reason_code} — {d.reason}" for d in result.decisions)
+    context = f"\ngot lines:\n{summary}\ndecisions:\n{decisions}"
+    assert set(got) == set(want), context
+    for key, expected in want.items():
+        line = got[key]
+        assert line.units == expected["units"], f"{key}: units {line.units} != {expected['units']}{context}"
+        if "admins" in expected:
+            assert sorted(line.administration_ids) == sorted(map(str, expected["admins"])), f"{key}{context}"
+    by_admin = {d.administration_id: d.reason_code.value for d in result.decisions}
+    for admin_id, reason in (scenario.expect.get("decisions") or {}).items():
+        assert by_admin.get(str(admin_id)) == reason, f"{admin_id}{context}"
+    for code, flags in (scenario.expect.get("flags") or {}).items():
+        carrying = [ln for ln in result.lines if ln.code == str(code)]
+        assert carrying, f"no {code} line{context}"
+        for flag in flags:
+            assert all(flag in ln.flags for ln in carrying), f"{code} lacks {flag}{context}"
