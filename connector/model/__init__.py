@@ -4,6 +4,7 @@ from connector.model.administration import Administration, AdminStatus, SourceRe
 from connector.model.charge import ChargeLine, ChargeResult, Decision, Reason, ServiceKind
 from connector.model.codes import EMPTY, CodedValue, Coding
 from connector.model.encounter import ClaimType, Encounter, PatientClass, fingerprint
+from connector.model.events import EncounterEvent, EncounterEventKind, EncounterRef, ParsedRecord
 
 __all__ = [
     "EMPTY",
@@ -16,6 +17,10 @@ __all__ = [
     "Coding",
     "Decision",
     "Encounter",
+    "EncounterEvent",
+    "EncounterEventKind",
+    "EncounterRef",
+    "ParsedRecord",
     "PatientClass",
     "Reason",
     "ServiceKind",

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from connector.model import AdminStatus, PatientClass
 from connector.policy.drugs import BillingClass, DrugEntry, DrugIndex
 from connector.policy.model import (
     ChargeItem,
@@ -27,6 +29,7 @@ from connector.policy.model import (
 from connector.policy.payers import load_payers
 from connector.policy.yamlfile import LINE, MappingFile, Problems, read
 
+E = TypeVar("E", bound=StrEnum)
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "mappings"
 
 
@@ -55,7 +58,7 @@ def load_policy(site_dir: Path | None = None) -> Policy:
         name: [
             f for d in dirs if (d / f"{name}.yaml").is_file() and (f := read(d / f"{name}.yaml", problems, DEFAULT_DIR))
         ]
-        for name in ("systems", "routes", "methods", "drugs", "chargemaster")
+        for name in ("systems", "routes", "methods", "drugs", "chargemaster", "statuses", "patient_classes")
     }
     systems = _systems(layers["systems"], problems)
     routes, route_texts = _route_like(layers["routes"], problems, systems, need_route=True)
@@ -63,8 +66,32 @@ def load_policy(site_dir: Path | None = None) -> Policy:
     drugs = _drugs(layers["drugs"], problems, systems)
     chargemaster = _chargemaster(layers["chargemaster"], problems)
     payers = load_payers(dirs, problems, DEFAULT_DIR)
+    statuses = {
+        f"{section}:{value}": status
+        for section in ("hl7", "fhir")
+        for value, status in _value_map(layers["statuses"], section, "status", AdminStatus, problems).items()
+    }
+    classes = _value_map(layers["patient_classes"], "entries", "class", PatientClass, problems)
     problems.raise_if_any()
-    return Policy(systems, routes, route_texts, methods, method_texts, drugs, payers, chargemaster)
+    return Policy(systems, routes, route_texts, methods, method_texts, drugs, payers, chargemaster, statuses, classes)
+
+
+def _value_map(files: list[MappingFile], section: str, key: str, kind: type[E], problems: Problems) -> dict[str, E]:
+    """``value`` → enum member tables (statuses, patient classes), overlaid by value."""
+    table: dict[str, E] = {}
+    for file in files:
+        seen: dict[str, int] = {}
+        for row in file.rows(section, problems):
+            value = normalise_text(_text(row, "value"))
+            member = _enum(file, row, key, kind, problems)
+            if not value or member is None:
+                problems.add(file.where(row), f"value and {key} are required") if not value else None
+                continue
+            if value in seen:
+                problems.add(file.where(row), f"duplicate of the entry at line {seen[value]}")
+            seen[value] = int(row.get(LINE, 0))
+            table[value] = member
+    return table
 
 
 def _text(row: Mapping[str, Any], key: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
-from connector.model import ClaimType, CodedValue
+from connector.model import AdminStatus, ClaimType, CodedValue, PatientClass
 from connector.policy.drugs import DrugIndex
 
 
@@ -141,6 +141,8 @@ class Policy:
         chargemaster: Charge items.
         integral_contexts: Context flags that make an administration not separately
             reportable (imaging, transfusion premedication, procedure).
+        statuses: ``hl7:``/``fhir:`` + normalised status → completion status (adapters).
+        patient_classes: Normalised patient class code → class (adapters).
         non_hydration_contexts: Context flags that make a fluid not hydration
             (KVO, flush, vehicle).
     """
@@ -153,12 +155,22 @@ class Policy:
     drugs: DrugIndex
     payers: Mapping[str, PayerPolicy]
     chargemaster: Chargemaster
+    statuses: Mapping[str, AdminStatus] = field(default_factory=dict)
+    patient_classes: Mapping[str, PatientClass] = field(default_factory=dict)
     integral_contexts: frozenset[str] = frozenset({"imaging", "transfusion", "procedure"})
     non_hydration_contexts: frozenset[str] = frozenset({"kvo", "flush", "vehicle"})
 
     def payer(self, name: str) -> PayerPolicy:
         """The payer's policy, or the default (CPT) policy for an unknown payer."""
         return self.payers.get(name.lower()) or self.payers["default"]
+
+    def status_of(self, sent: str, source: str = "hl7") -> AdminStatus | None:
+        """Normalised completion status of a sent status (``source`` hl7 or fhir); None if unmapped."""
+        return self.statuses.get(f"{source}:{normalise_text(sent)}")
+
+    def patient_class_of(self, sent: str) -> PatientClass | None:
+        """Normalised patient class of a sent class code (None if unmapped)."""
+        return self.patient_classes.get(normalise_text(sent))
 
     def canonical_system(self, system: str) -> str:
         """The canonical name of a coding system (unknown systems stay as sent)."""
