@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.policy.model import MueLimit, PayerPolicy
-from connector.policy.yamlfile import LINE, MappingFile, Problems, read
+from connector.policy.yamlfile import KEY_LINES, LINE, MappingFile, Problems, read
 
 KEYS: dict[str, type | tuple[type, ...]] = {
     "same_drug_min_interval_minutes": int,
@@ -74,13 +74,13 @@ def _settings(files: list[MappingFile], problems: Problems) -> dict[str, Any]:
             problems.add(file.where(file.data), "settings must be a mapping")
             continue
         for key, value in raw.items():
-            if key == LINE:
+            if key in (LINE, KEY_LINES):
                 continue
             expected = KEYS.get(key)
             if expected is None:
-                problems.add(file.where(raw), f"unknown policy key '{key}' (known: {', '.join(KEYS)})")
+                problems.add(file.where(raw, key), f"unknown policy key '{key}' (known: {', '.join(KEYS)})")
             elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-                problems.add(file.where(raw), f"policy key '{key}' has the wrong type: {value!r}")
+                problems.add(file.where(raw, key), f"policy key '{key}' has the wrong type: {value!r}")
             else:
                 merged[key] = (value, file)
     return merged
@@ -93,7 +93,10 @@ def _build(
     action = values.get("professional_suppression_action", "write_off")
     if action not in ACTIONS:
         _, file = settings["professional_suppression_action"]
-        problems.add(file.where(file.data.get("settings")), f"professional_suppression_action must be one of {ACTIONS}")
+        problems.add(
+            file.where(file.data.get("settings"), "professional_suppression_action"),
+            f"professional_suppression_action must be one of {ACTIONS}",
+        )
     mue: dict[str, MueLimit] = {}
     for row in values.get("mue") or []:
         reference = str(row.get("reference") or "") if isinstance(row, Mapping) else ""

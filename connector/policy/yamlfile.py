@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 LINE = "__line__"
+KEY_LINES = "__key_lines__"
 
 
 class MappingError(ValueError):
@@ -28,6 +29,9 @@ class _LineLoader(yaml.SafeLoader):
 def _mapping_with_line(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     mapping = loader.construct_mapping(node, deep=True)
     mapping[LINE] = node.start_mark.line + 1
+    mapping[KEY_LINES] = {
+        key.value: key.start_mark.line + 1 for key, _ in node.value if isinstance(key, yaml.ScalarNode)
+    }
     return mapping
 
 
@@ -58,9 +62,11 @@ class MappingFile:
     data: Mapping[str, Any]
     label: str
 
-    def where(self, node: Mapping[str, Any] | None = None) -> str:
-        """``file:line`` of a node (or of the file)."""
+    def where(self, node: Mapping[str, Any] | None = None, key: str | None = None) -> str:
+        """``file:line`` of a node, or of one of its keys (or of the file)."""
         line = node.get(LINE, 1) if isinstance(node, Mapping) else 1
+        if key is not None and isinstance(node, Mapping):
+            line = node.get(KEY_LINES, {}).get(key, line)
         return f"{self.label}:{line}"
 
     @property
