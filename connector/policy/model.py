@@ -159,6 +159,8 @@ class Policy:
     patient_classes: Mapping[str, PatientClass] = field(default_factory=dict)
     integral_contexts: frozenset[str] = frozenset({"imaging", "transfusion", "procedure"})
     non_hydration_contexts: frozenset[str] = frozenset({"kvo", "flush", "vehicle"})
+    # Memo of lookups: a pure cache (same question, same answer), invisible to callers.
+    memo: dict[object, tuple[RouteEntry | None, str]] = field(default_factory=dict, compare=False, repr=False)
 
     def payer(self, name: str) -> PayerPolicy:
         """The payer's policy, or the default (CPT) policy for an unknown payer."""
@@ -178,11 +180,19 @@ class Policy:
 
     def route_of(self, value: CodedValue, day: date) -> tuple[RouteEntry | None, str]:
         """Route meaning of a coded route, with the evidence used."""
-        return self._lookup(value, day, self.routes, self.route_texts)
+        key = ("route", value, day)
+        found = self.memo.get(key)
+        if found is None:
+            found = self.memo[key] = self._lookup(value, day, self.routes, self.route_texts)
+        return found
 
     def method_of(self, value: CodedValue, day: date) -> tuple[RouteEntry | None, str]:
         """Method meaning of a coded method/device, with the evidence used."""
-        return self._lookup(value, day, self.methods, self.method_texts)
+        key = ("method", value, day)
+        found = self.memo.get(key)
+        if found is None:
+            found = self.memo[key] = self._lookup(value, day, self.methods, self.method_texts)
+        return found
 
     def _lookup(
         self,

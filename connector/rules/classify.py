@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from connector.model import Administration, Decision, Encounter, PatientClass, Reason, ServiceKind
 from connector.policy.drugs import BillingClass, DrugIdentity
@@ -26,9 +27,8 @@ from connector.policy.model import MethodKind, Policy, RouteKind
 PUSH_MAX_MINUTES = 15.0
 
 
-@dataclass(frozen=True, slots=True)
-class Service:
-    """A classified, potentially reportable IV administration."""
+class Service(NamedTuple):
+    """A classified, potentially reportable IV administration (internal, hot: a NamedTuple)."""
 
     admin: Administration
     kind: ServiceKind

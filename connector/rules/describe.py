@@ -10,7 +10,7 @@ from connector.rules.classify import Service
 
 def when(moment: datetime) -> str:
     """A date and time as charted (in its recorded zone)."""
-    return f"{moment:%Y-%m-%d %H:%M}"
+    return moment.isoformat(sep=" ", timespec="minutes")[:16]  # several times faster than strftime
 
 
 def service(item: Service) -> str:

@@ -67,17 +67,15 @@ def evaluate(encounter: Encounter, policy: Policy) -> ChargeResult:
         initial_ids={c.first.admin.id for c in (choice.main,) if c is not None},
         modifier=payer.separate_encounter_modifier,
     )
-    kept = [
-        u
-        for u in units
-        if not (suppressed(encounter, payer, u.code) and payer.professional_suppression_action == "suppress")
-    ]
+    suppress = payer.professional_suppression_action == "suppress"
+    kept = [u for u in units if not (suppress and suppressed(encounter, payer, u.code))]
+    dropped = {i for u in units if suppress and suppressed(encounter, payer, u.code) for i in u.admin_ids}
     lines = build_lines(kept, encounter, payer, policy.chargemaster, policy_version)
     decisions = _decisions(
         encounter,
         services,
         kept,
-        units,
+        dropped,
         [*classified.excluded, *classified.hydration_untimed, *timed.decisions, *hyd.decisions, *pushed.decisions],
     )
     return ChargeResult(
@@ -108,14 +106,13 @@ def _overlay(
 
 
 def _decisions(
-    encounter: Encounter, services: tuple[Service, ...], kept: list[Unit], units: list[Unit], others: list[Decision]
+    encounter: Encounter, services: tuple[Service, ...], kept: list[Unit], dropped: set[str], others: list[Decision]
 ) -> tuple[Decision, ...]:
     codes: dict[str, list[str]] = defaultdict(list)
     for unit in kept:
         for admin_id in unit.admin_ids:
             if unit.code not in codes[admin_id]:
                 codes[admin_id].append(unit.code)
-    dropped = {i for u in units if u not in kept for i in u.admin_ids}
     final = {d.administration_id: d for d in others}
     for item in services:
         admin_id = item.admin.id

@@ -40,10 +40,10 @@ def build_lines(
     """Aggregate units into lines, then apply the payer overlay and the chargemaster."""
     groups: dict[tuple[str, date, tuple[str, ...]], list[Unit]] = defaultdict(list)
     for unit in units:
-        modifiers = tuple(sorted(set(unit.modifiers) - NEVER_MODIFIERS))
+        modifiers = tuple(sorted(set(unit.modifiers) - NEVER_MODIFIERS)) if unit.modifiers else ()
         groups[(unit.code, unit.day, modifiers)].append(unit)
     lines: list[ChargeLine] = []
-    for (code, day, modifiers), members in sorted(groups.items(), key=lambda g: (str(g[0][1]), g[0][0], g[0][2])):
+    for (code, day, modifiers), members in sorted(groups.items(), key=lambda g: (g[0][1], g[0][0], g[0][2])):
         admin_ids = tuple(dict.fromkeys(i for u in members for i in u.admin_ids))
         flags = set().union(*(u.flags for u in members))
         units_count = len(members)

@@ -41,7 +41,7 @@ def _gap_minutes(push: Service, reported: Service) -> float:
 def code_pushes(
     pushes: Sequence[Service],
     initial_pushes: dict[str, tuple[str, ...]],
-    reported: list[Service],
+    reported: Sequence[Service],
     why_initial: str,
     claim_type: ClaimType,
     payer: PayerPolicy,
@@ -51,12 +51,15 @@ def code_pushes(
     Args:
         pushes: Every push service, any order.
         initial_pushes: Admin id → modifiers, for pushes that are an initial service.
-        reported: The reported set so far (initial service and coded infusions); extended.
+        reported: The reported set so far (initial service and coded infusions).
         why_initial: Why the main initial service was chosen, for its reason.
         claim_type: Facility or professional claim.
         payer: The payer policy (interval and facility-only codes).
     """
     out = TimedCoding()
+    by_drug: dict[str, list[Service]] = {}
+    for item in reported:
+        by_drug.setdefault(item.drug.key, []).append(item)
     seen_at: dict[tuple[str, object], Service] = {}
     for push in sorted(pushes, key=lambda p: (p.start, p.admin.id)):
         admin = push.admin
@@ -91,9 +94,9 @@ def code_pushes(
                     flags,
                 )
             )
-            reported.append(push)
+            by_drug.setdefault(push.drug.key, []).append(push)
             continue
-        same = [r for r in reported if r.drug.key == push.drug.key]
+        same = by_drug.setdefault(push.drug.key, [])
         if not same:
             out.units.append(
                 Unit(
@@ -106,7 +109,7 @@ def code_pushes(
                     flags=flags,
                 )
             )
-            reported.append(push)
+            same.append(push)
             continue
         limit = payer.same_drug_min_interval_minutes
         near = [(r, _gap_minutes(push, r)) for r in same]
@@ -148,5 +151,5 @@ def code_pushes(
                 flags=flags,
             )
         )
-        reported.append(push)
+        same.append(push)
     return out

@@ -57,18 +57,15 @@ def hydration_timeline(
 def _hours(
     code: str, members: Sequence[Service], spans: list[timeline.Interval], first: int, count: int, what: str
 ) -> list[Unit]:
+    if count <= 0:
+        return []
     total = timeline.minutes(spans)
     ids = tuple(m.admin.id for m in members)
+    reason = f"Hourly units of {what}: {total:g} min in total ({describe_all(members)})."
+    flags = unmapped_flags(members)
+    department = members[0].admin.department
     return [
-        Unit(
-            code,
-            timeline.day_at(spans, 60.0 * (first + j)),
-            ids,
-            f"hours.{code}",
-            f"Hourly units of {what}: {total:g} min in total ({describe_all(members)}).",
-            members[0].admin.department,
-            flags=unmapped_flags(members),
-        )
+        Unit(code, timeline.day_at(spans, 60.0 * (first + j)), ids, f"hours.{code}", reason, department, flags=flags)
         for j in range(count)
     ]
 

@@ -1,13 +1,16 @@
-"""Service units: one counted service on one date, before lines are aggregated."""
+"""Service units: one counted service on one date, before lines are aggregated.
+
+Internal to the rules and created by the thousand per second, so a NamedTuple (immutable,
+built in C) rather than a frozen dataclass.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Unit:
+class Unit(NamedTuple):
     """One unit of one code on one date of service.
 
     Attributes:

@@ -1,0 +1,1 @@
+"""Benchmarks: throughput and memory, each reported next to a baseline from the same run."""
