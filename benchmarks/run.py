@@ -19,7 +19,8 @@ def main() -> None:
     report = {"machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()}}
     report["rules"] = rules_bench.run(quick=args.quick)
     print(
-        f"{'benchmark':<12} {'adm/enc':>8} {'enc/s':>9} {'adm/s':>10} {'ms/1k enc':>10} {'baseline enc/s':>15} {'ratio':>6}"
+        f"{'benchmark':<12} {'adm/enc':>8} {'enc/s':>9} {'adm/s':>10} {'ms/1k enc':>10} "
+        f"{'baseline enc/s':>15} {'ratio':>6}"
     )
     for name, row in report["rules"].items():
         if isinstance(row, dict):

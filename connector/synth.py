@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
-from connector.model import AdminStatus, Administration, ClaimType, CodedValue, Coding, Encounter, PatientClass
+from connector.model import Administration, AdminStatus, ClaimType, CodedValue, Coding, Encounter, PatientClass
 
 ZONE = timezone(timedelta(hours=-5))
 PUSH_DRUGS = (
