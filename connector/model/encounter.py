@@ -37,6 +37,7 @@ class Encounter:
         patient_class: Current patient class.
         inpatient_from: When the encounter became inpatient, if it did; administrations
             from then on are not coded as outpatient services (coding rules §3).
+        class_at: Event time of the message the patient class was taken from.
         claim_type: Facility or professional claim.
         payer: Name of the payer policy overlay (``default`` when unknown).
         place_of_service: CMS place-of-service code for professional claims.
@@ -50,6 +51,7 @@ class Encounter:
     key: str
     patient_class: PatientClass = PatientClass.OUTPATIENT
     inpatient_from: datetime | None = None
+    class_at: datetime | None = None
     claim_type: ClaimType = ClaimType.FACILITY
     payer: str = "default"
     place_of_service: str = ""

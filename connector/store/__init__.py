@@ -1,0 +1,1 @@
+"""Encounter state: the Protocol, an in-memory and a SQLite implementation."""

@@ -1,0 +1,95 @@
+"""The store contract: one transaction per batch of inputs (dedup, state, emitted lines, outbox)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from connector.model import ChargeLine, Encounter
+from connector.model.events import EncounterRef
+
+
+@dataclass(frozen=True, slots=True)
+class EncounterState:
+    """What is remembered of one encounter.
+
+    Attributes:
+        ref: Output identity (visit number, authority, patient, facility).
+        encounter: Attributes and the current version of each administration.
+        updated_at: Wall-clock seconds of the last change (for idle closing).
+        messages: How many charge messages the encounter has emitted (message-id sequence).
+    """
+
+    ref: EncounterRef
+    encounter: Encounter
+    updated_at: float
+    messages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A rendered message waiting for the broker's confirm."""
+
+    message_id: str
+    encounter_key: str
+    format: str
+    body: bytes
+    sequence: int = 0
+
+
+class Transaction(Protocol):
+    """Reads and writes inside one atomic unit of work."""
+
+    def is_seen(self, dedup_key: str) -> bool:
+        """Whether this input was already processed."""
+        ...
+
+    def mark_seen(self, dedup_key: str) -> None:
+        """Remember an input as processed."""
+        ...
+
+    def get(self, encounter_key: str) -> EncounterState | None:
+        """An encounter's state, if known."""
+        ...
+
+    def put(self, state: EncounterState) -> None:
+        """Store an encounter's state."""
+        ...
+
+    def emitted(self, encounter_key: str) -> dict[str, ChargeLine]:
+        """Lines currently charged (emitted and not credited) for an encounter, by line id."""
+        ...
+
+    def set_emitted(self, encounter_key: str, lines: Mapping[str, ChargeLine]) -> None:
+        """Replace the set of currently charged lines of an encounter."""
+        ...
+
+    def enqueue(self, row: OutboxRow) -> None:
+        """Add a rendered message to the outbox (idempotent by message id and format)."""
+        ...
+
+    def open_encounters(self, idle_before: float | None = None) -> list[str]:
+        """Keys of encounters not closed, optionally only those idle since ``idle_before``."""
+        ...
+
+
+class Store(Protocol):
+    """Durable encounter state and outbox."""
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A unit of work: committed on normal exit, rolled back on an exception."""
+        ...
+
+    def pending(self, limit: int = 1000) -> list[OutboxRow]:
+        """Outbox rows not yet confirmed, oldest first."""
+        ...
+
+    def mark_sent(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Mark (message id, format) rows as confirmed by the broker."""
+        ...
+
+    def close(self) -> None:
+        """Release resources."""
+        ...

@@ -1,0 +1,123 @@
+"""One behaviour suite for every store implementation (memory, SQLite)."""
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from connector.model import ChargeLine, CodedValue, Coding, Encounter
+from connector.model.administration import Administration
+from connector.model.events import EncounterRef
+from connector.store.base import EncounterState, OutboxRow, Store
+from connector.store.memory import MemoryStore
+from connector.store.sqlite import SqliteStore
+
+ZONE = timezone(timedelta(hours=-5))
+REF = EncounterRef("FAC|V1", "V1", "FAC", "P1", "FAC")
+
+
+def admin(n: int, **changes: object) -> Administration:
+    base = Administration(
+        id=f"a{n}",
+        encounter_key="FAC|V1",
+        drug=CodedValue((Coding("RXNORM", "26225", "ondansetron"),), "Ondansetron 4 mg"),
+        start=datetime(2026, 3, 2, 10, n, tzinfo=ZONE),
+        route=CodedValue((Coding("HL70162", "IV"),)),
+        version="1",
+    )
+    return base if not changes else replace(base, **changes)
+
+
+def state(*admins: Administration, updated_at: float = 1.0, closed: bool = False) -> EncounterState:
+    return EncounterState(REF, Encounter("FAC|V1", closed=closed).with_administrations(admins), updated_at)
+
+
+LINE = ChargeLine("ln-1", "96374", 1, datetime(2026, 3, 2).date(), (), "0260", "IVP96374", ("a1",), "r", "why")
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    made: Store = MemoryStore() if request.param == "memory" else SqliteStore(":memory:")
+    yield made
+    made.close()
+
+
+def test_state_round_trips_exactly(store: Store) -> None:
+    saved = state(admin(1), admin(2, end=datetime(2026, 3, 2, 11, 0, tzinfo=ZONE), contexts=frozenset({"kvo"})))
+    with store.transaction() as tx:
+        tx.put(saved)
+    with store.transaction() as tx:
+        assert tx.get("FAC|V1") == saved
+        assert tx.get("nope") is None
+
+
+def test_changed_administrations_replace_the_stored_ones(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.put(state(admin(1), admin(2)))
+    newer = admin(2, version="2", start=datetime(2026, 3, 2, 12, 0, tzinfo=ZONE))
+    with store.transaction() as tx:
+        current = tx.get("FAC|V1")
+        assert current is not None
+        tx.put(state(*current.encounter.with_administrations([newer]).administrations))
+    with store.transaction() as tx:
+        got = tx.get("FAC|V1")
+        assert got is not None and [a.version for a in got.encounter.administrations] == ["1", "2"]
+
+
+def test_seen_keys_persist_across_transactions(store: Store) -> None:
+    with store.transaction() as tx:
+        assert not tx.is_seen("k")
+        tx.mark_seen("k")
+        assert tx.is_seen("k")
+    with store.transaction() as tx:
+        assert tx.is_seen("k")
+
+
+def test_an_exception_rolls_the_whole_transaction_back(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.mark_seen("k")
+        tx.put(state(admin(1)))
+        tx.enqueue(OutboxRow("m1", "FAC|V1", "json", b"{}"))
+        raise RuntimeError
+    with store.transaction() as tx:
+        assert not tx.is_seen("k") and tx.get("FAC|V1") is None
+    assert store.pending() == []
+
+
+def test_emitted_lines_are_replaced_as_a_set(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.set_emitted("FAC|V1", {"ln-1": LINE})
+    with store.transaction() as tx:
+        assert tx.emitted("FAC|V1") == {"ln-1": LINE}
+        tx.set_emitted("FAC|V1", {})
+    with store.transaction() as tx:
+        assert tx.emitted("FAC|V1") == {}
+
+
+def test_the_outbox_is_idempotent_ordered_and_drained_by_confirms(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.enqueue(OutboxRow("m1", "E", "json", b"1"))
+        tx.enqueue(OutboxRow("m1", "E", "dft", b"1d"))
+    with store.transaction() as tx:
+        tx.enqueue(OutboxRow("m1", "E", "json", b"again"))
+        tx.enqueue(OutboxRow("m2", "E", "json", b"2"))
+    assert [(r.message_id, r.format, r.body) for r in store.pending()] == [
+        ("m1", "json", b"1"),
+        ("m1", "dft", b"1d"),
+        ("m2", "json", b"2"),
+    ]
+    store.mark_sent([("m1", "json"), ("m1", "dft")])
+    assert [r.message_id for r in store.pending()] == ["m2"]
+
+
+def test_open_encounters_can_be_filtered_by_idleness(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.put(state(admin(1), updated_at=100.0))
+        other = state(admin(1), updated_at=50.0)
+        tx.put(EncounterState(EncounterRef("FAC|V2", "V2"), Encounter("FAC|V2"), 50.0))
+        tx.put(EncounterState(EncounterRef("FAC|V3", "V3"), Encounter("FAC|V3", closed=True), 10.0))
+        assert other.updated_at == 50.0
+    with store.transaction() as tx:
+        assert tx.open_encounters() == ["FAC|V1", "FAC|V2"]
+        assert tx.open_encounters(idle_before=60.0) == ["FAC|V2"]
