@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from connector.model.charge import ChargeLine
@@ -37,6 +38,9 @@ class ChargeMessage:
         policy: Payer policy name.
         policy_version: Version of the payer policy and claim type used.
         lines: Credits first, then charges, each sorted by date, code and line id.
+        as_of: The latest clinical time known for the encounter (latest administration
+            start or end): a deterministic stand-in for "now" in headers such as MSH-7, so
+            the same input always renders the same bytes.
     """
 
     message_id: str
@@ -46,3 +50,4 @@ class ChargeMessage:
     policy: str
     policy_version: str
     lines: tuple[LineAction, ...]
+    as_of: datetime

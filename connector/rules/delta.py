@@ -43,6 +43,7 @@ def message(
     """
     parts = (ref.key, str(sequence), *(f"{a.action.value}:{a.line.line_id}" for a in actions))
     message_id = "msg-" + digest(parts)
+    times = [a.start for a in encounter.administrations] + [a.end for a in encounter.administrations if a.end]
     return ChargeMessage(
         message_id=message_id,
         encounter=ref,
@@ -51,4 +52,5 @@ def message(
         policy=result.policy,
         policy_version=result.policy_version,
         lines=actions,
+        as_of=max(times, key=lambda moment: moment.timestamp()),
     )
