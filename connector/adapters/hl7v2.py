@@ -1,0 +1,367 @@
+"""HL7 v2 inbound adapter: one RAS or ADT message → administrations and encounter events.
+
+Reads RAS^O17 / RAS^O01 (v2.3–v2.8) administrations and the ADT triggers that change an
+encounter (A03 close, A04/A08 update, A06/A07 class change). The generic reading (framing,
+charset, delimiters, escapes, DTM) lives in ``hl7v2_reader``; this module knows which field
+means what (shared/docs/hl7-notes.md).
+
+Every failure is an ``AdapterError`` whose detail names the field, never its value.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, tzinfo
+from decimal import Decimal
+from functools import lru_cache
+
+from connector.adapters.errors import MissingEncounterKey, MissingField, UnknownStatus, UnsupportedMessageType
+from connector.adapters.hl7v2_reader import (
+    MAX_BYTES,
+    Message,
+    Segment,
+    Syntax,
+    components_of,
+    parse_dtm,
+    read_message,
+    utc_iso,
+)
+from connector.model import (
+    EMPTY,
+    Administration,
+    AdminStatus,
+    CodedValue,
+    Coding,
+    EncounterEvent,
+    EncounterEventKind,
+    EncounterRef,
+    ParsedRecord,
+    PatientClass,
+    SourceRef,
+)
+from connector.model.ids import administration_id
+from connector.policy.model import Policy
+
+SOURCE_KIND = "hl7v2"
+ROUTE_SYSTEM = "HL70162"  # RXR-1 route of administration
+DEVICE_SYSTEM = "HL70164"  # RXR-3 administration device (IVP = IV *pump*)
+METHOD_SYSTEM = "HL70165"  # RXR-4 administration method (IVP = IV *push*)
+
+_RAS_TRIGGERS = frozenset({"O17", "O01"})
+_ADT_TRIGGERS = {
+    "A03": EncounterEventKind.CLOSE,
+    "A04": EncounterEventKind.UPDATE,
+    "A08": EncounterEventKind.UPDATE,
+    "A06": EncounterEventKind.CLASS_CHANGE,
+    "A07": EncounterEventKind.CLASS_CHANGE,
+}
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)", re.ASCII)
+_NO_CONTEXTS: frozenset[str] = frozenset()
+_CACHED_FIELD_LENGTH = 512
+_RXA_FIELDS = 23  # RXA-0 … RXA-22: everything the adapter reads, split in one pass
+
+
+def parse_hl7(
+    raw: bytes,
+    policy: Policy,
+    local_zone: tzinfo,
+    position: str = "",
+    *,
+    max_bytes: int = MAX_BYTES,
+) -> ParsedRecord:
+    r"""Read one HL7 v2 message into administrations and encounter events.
+
+    Args:
+        raw: One message as received (``\r``, ``\n`` or ``\r\n`` terminators; MLLP framing
+            allowed).
+        policy: Supplies the status (RXA-20) and patient class (PV1-2) mappings.
+        local_zone: The site's zone, attached to timestamps sent without an offset.
+        position: Where the message sits in its source (file offset, queue position).
+        max_bytes: Inputs larger than this are rejected unread.
+
+    Returns:
+        The administrations (RAS) and encounter events (RAS and ADT) the message carries.
+
+    Raises:
+        AdapterError: Any input that cannot be read; nothing else escapes for any bytes.
+    """
+    message = read_message(raw, max_bytes)
+    msh = message.msh
+    header = msh.values(11)
+    kind, trigger = header[9].upper(), msh.value(9, 2).upper()
+    is_ras = kind == "RAS" and trigger in _RAS_TRIGGERS
+    if not is_ras and not (kind == "ADT" and trigger in _ADT_TRIGGERS):
+        raise UnsupportedMessageType("MSH-9 is not RAS^O17/O01 or ADT^A03/A04/A06/A07/A08")
+    control_id = header[10]
+    if not control_id:
+        raise MissingField("MSH-10 empty")
+    facility = header[4]
+    clock = _Clock(local_zone)
+    sent_text = header[7]
+    sent_at = clock.at(sent_text, "MSH-7") if sent_text else None
+    pid, pv1 = message.first("PID"), message.first("PV1")
+    encounter = _encounter(pid, pv1, facility)
+    patient_class = _patient_class(pv1, policy)
+    payer_ids = _payer_ids(message)
+    dedup_key = f"{header[3]}|{facility}|{control_id}"
+    if not is_ras:
+        evn = message.first("EVN")
+        recorded = evn.value(2) if evn else ""
+        at = clock.at(recorded, "EVN-2") if recorded else sent_at
+        event = EncounterEvent(encounter, _ADT_TRIGGERS[trigger], at, patient_class, payer_ids)
+        return ParsedRecord(dedup_key, (), (event,))
+    reader = _RasReader(
+        policy,
+        clock,
+        facility,
+        clock.utc(sent_text, "MSH-7") if sent_text else "",
+        encounter.key,
+        pv1.value(3) if pv1 else "",
+        SourceRef(SOURCE_KIND, control_id, position),
+    )
+    administrations = reader.administrations(message)
+    seen = EncounterEvent(encounter, EncounterEventKind.SEEN, sent_at, patient_class, payer_ids)
+    return ParsedRecord(dedup_key, administrations, (seen,))
+
+
+class _Clock:
+    """DTM parsing for one message, memoised: RXA-4 often repeats RXA-3, RXA-22 MSH-7."""
+
+    __slots__ = ("_moments", "_utc", "zone")
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self._moments: dict[tuple[str, bool], datetime] = {}
+        self._utc: dict[str, str] = {}
+
+    def at(self, text: str, where: str, need_day: bool = False) -> datetime:
+        moment = self._moments.get((text, need_day))
+        if moment is None:
+            moment = self._moments[text, need_day] = parse_dtm(text, self.zone, where, need_day)
+        return moment
+
+    def utc(self, text: str, where: str) -> str:
+        """UTC ISO text of a DTM (for versions)."""
+        found = self._utc.get(text)
+        if found is None:
+            found = self._utc[text] = utc_iso(self.at(text, where), where)
+        return found
+
+
+def _encounter(pid: Segment | None, pv1: Segment | None, facility: str) -> EncounterRef:
+    """Encounter from PV1-19 (visit number), else PID-18 (account number).
+
+    The assigning authority is CX.4 (its HD.1), else the sending facility (MSH-4).
+    """
+    cx = pv1.components(19) if pv1 else []
+    if not cx or not cx[0]:
+        cx = pid.components(18) if pid else []
+    if not cx or not cx[0]:
+        raise MissingEncounterKey("neither PV1-19 nor PID-18 carries a number")
+    visit = cx[0]
+    authority = (cx[3] if len(cx) > 3 else "") or facility
+    return EncounterRef(
+        key=f"{authority}|{visit}",
+        visit_number=visit,
+        assigning_authority=authority,
+        patient_id=pid.value(3) if pid else "",
+        facility=facility,
+    )
+
+
+def _patient_class(pv1: Segment | None, policy: Policy) -> PatientClass | None:
+    """PV1-2 through the policy; a class the mapping does not know is OTHER, not dropped."""
+    sent = pv1.value(2) if pv1 else ""
+    if not sent:
+        return None
+    return policy.patient_class_of(sent) or PatientClass.OTHER
+
+
+def _payer_ids(message: Message) -> tuple[str, ...]:
+    """Insurance plan (IN1-3 CX.1) and company (IN1-4 XON.1) ids of every IN1, in order."""
+    found: dict[str, None] = {}  # ordered and de-duplicated in linear time, however many repetitions
+    for in1 in message.every("IN1"):
+        for number in (3, 4):
+            for repetition in in1.repetitions(number):
+                value = components_of(repetition, in1.syntax)[0]
+                if value:
+                    found[value] = None
+    return tuple(found)
+
+
+class _RasReader:
+    """Builds the administrations of one RAS message."""
+
+    __slots__ = ("clock", "department", "encounter_key", "facility", "policy", "sent_utc", "source")
+
+    def __init__(
+        self,
+        policy: Policy,
+        clock: _Clock,
+        facility: str,
+        sent_utc: str,
+        encounter_key: str,
+        department: str,
+        source: SourceRef,
+    ) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.facility = facility
+        self.sent_utc = sent_utc
+        self.encounter_key = encounter_key
+        self.department = department
+        self.source = source
+
+    def administrations(self, message: Message) -> tuple[Administration, ...]:
+        """Group RXAs by order and route, then build one administration per RXA.
+
+        An ORC opens an order; each run of RXA is closed by the next RXR, which is the route
+        of every RXA since the last RXR or ORC. An RXR with no RXA before it belongs to the
+        order detail (RXO/RXE) and says what was ordered, not given. hl7apy's
+        ``find_groups`` gets ``RXA RXA RXR RXA RXA RXR`` wrong; this loop is why it is not used.
+        """
+        placer = filler = ""
+        pending: list[tuple[str, str, Segment]] = []
+        grouped: list[tuple[str, str, Segment, Segment | None]] = []
+        for segment in message.segments:
+            name = segment.name
+            if name == "RXA":
+                pending.append((placer, filler, segment))
+            elif name == "RXR":
+                grouped.extend((p, f, rxa, segment) for p, f, rxa in pending)
+                pending.clear()
+            elif name == "ORC":
+                grouped.extend((p, f, rxa, None) for p, f, rxa in pending)
+                pending.clear()
+                placer, filler = segment.value(2), segment.value(3)
+        grouped.extend((p, f, rxa, None) for p, f, rxa in pending)
+        if not grouped:
+            raise MissingField("RAS without RXA")
+        used: set[str] = set()
+        out = []
+        for ordinal, (placer, filler, rxa, rxr) in enumerate(grouped, start=1):
+            values = rxa.values(_RXA_FIELDS)
+            identity = (self.facility, placer, filler, values[1], values[2])
+            admin_id = administration_id(SOURCE_KIND, *identity)
+            if admin_id in used:  # the same identity twice in one message: keep both, deterministically
+                admin_id = administration_id(SOURCE_KIND, *identity, str(ordinal))
+            used.add(admin_id)
+            out.append(self._administration(admin_id, rxa, values, rxr))
+        return tuple(out)
+
+    def _administration(self, admin_id: str, rxa: Segment, values: list[str], rxr: Segment | None) -> Administration:
+        clock = self.clock
+        start_text = values[3]
+        if not start_text:
+            raise MissingField("RXA-3 empty")
+        start = clock.at(start_text, "RXA-3", need_day=True)
+        end_text = values[4]
+        end = clock.at(end_text, "RXA-4", need_day=True) if end_text else None
+        syntax = rxa.syntax
+        drug = _coded_field(rxa.field(5), "", syntax)
+        if drug.is_empty:
+            raise MissingField("RXA-5 empty")
+        entered = values[22]
+        dose_text = values[6]
+        route, site, method = EMPTY, "", EMPTY
+        if rxr is not None:
+            route = _coded_field(rxr.field(1), ROUTE_SYSTEM, syntax)
+            site = rxr.value(2)
+            method = _method(rxr.field(4), rxr.field(3), syntax)
+        return Administration(
+            id=admin_id,
+            encounter_key=self.encounter_key,
+            drug=drug,
+            start=start,
+            route=route,
+            method=method,
+            end=None if end == start else end,
+            status=_status(values[20], values[21], self.policy),
+            version=f"{self.sent_utc}|{clock.utc(entered, 'RXA-22') if entered else ''}",
+            site=site,
+            dose=Decimal(dose_text) if _NUMBER.fullmatch(dose_text) else None,
+            dose_unit=values[7],
+            has_rate=bool(values[12]),
+            contexts=_NO_CONTEXTS,
+            department=self.department,
+            source=self.source,
+        )
+
+
+def _status(sent: str, action: str, policy: Policy) -> AdminStatus:
+    """RXA-21 ``D`` deletes; otherwise RXA-20 through the mapping (empty = complete).
+
+    A/U/X (table 0323) and the v2.6+ table 0206 codes keep the status: an update is simply a
+    newer version of the same administration id.
+    """
+    if action.upper() == "D":
+        return AdminStatus.DELETED
+    if not sent:
+        return AdminStatus.GIVEN
+    status = policy.status_of(sent, "hl7")
+    if status is None:
+        raise UnknownStatus("RXA-20 not in the status mapping")
+    return status
+
+
+def _method(raw_method: str, raw_device: str, syntax: Syntax) -> CodedValue:
+    """``_method_of``, cached unless the fields are long enough to make the cache a memory risk."""
+    if len(raw_method) + len(raw_device) > _CACHED_FIELD_LENGTH:
+        return _method_of.__wrapped__(raw_method, raw_device, syntax)
+    return _method_of(raw_method, raw_device, syntax)
+
+
+@lru_cache(maxsize=1024)
+def _method_of(raw_method: str, raw_device: str, syntax: Syntax) -> CodedValue:
+    """RXR-4 method codings (table 0165) then RXR-3 device codings (table 0164).
+
+    Both tables have an ``IVP`` code with opposite meanings (push vs pump), so each keeps its
+    own system. The text is the method's, else the device's.
+    """
+    push = _coded_field(raw_method, METHOD_SYSTEM, syntax)
+    device = _coded_field(raw_device, DEVICE_SYSTEM, syntax)
+    if device.is_empty:
+        return push
+    if push.is_empty:
+        return device
+    return CodedValue((*push.codings, *device.codings), push.text or device.text)
+
+
+def _coded_field(raw: str, default_system: str, syntax: Syntax) -> CodedValue:
+    """``coded`` of a raw CWE field's first repetition, cached by the raw text.
+
+    Routes, methods and the formulary repeat in almost every message, and building the
+    frozen codings is a large share of the parse time; the result is immutable. Long fields
+    are not cached: a hostile feed could otherwise pin 4096 near-1 MiB strings in memory.
+    """
+    if not raw:
+        return EMPTY
+    if len(raw) > _CACHED_FIELD_LENGTH:
+        return _coded_raw.__wrapped__(raw, default_system, syntax)
+    return _coded_raw(raw, default_system, syntax)
+
+
+@lru_cache(maxsize=4096)
+def _coded_raw(raw: str, default_system: str, syntax: Syntax) -> CodedValue:
+    return coded(components_of(raw.split(syntax.repetition, 1)[0], syntax), default_system)
+
+
+def coded(components: list[str], default_system: str) -> CodedValue:
+    """A CWE/CE as a coded value: primary and alternate triplets, original text as text.
+
+    Args:
+        components: Unescaped CWE components.
+        default_system: System given to the primary code when CWE-3 is empty (the table the
+            field is drawn from, e.g. ``HL70162`` for RXR-1).
+
+    Returns:
+        Codings for CWE-1/2/3 and CWE-4/5/6 (each only when its code is sent) and
+        text = CWE-9 original text, else CWE-2.
+    """
+    parts = components + [""] * (9 - len(components))
+    codings = []
+    if parts[0]:
+        codings.append(Coding(parts[2] or default_system, parts[0], parts[1]))
+    if parts[3]:
+        codings.append(Coding(parts[5], parts[3], parts[4]))
+    return CodedValue(tuple(codings), parts[8] or parts[1])
