@@ -277,7 +277,8 @@ class _RasReader:
             method=method,
             end=None if end == start else end,
             status=_status(values[20], values[21], self.policy),
-            version=f"{self.sent_utc}|{clock.utc(entered, 'RXA-22') if entered else ''}",
+            # an empty MSH-7 sorts before any dated version ('|' would sort after the digits)
+            version=f"{self.sent_utc or '0000'}|{clock.utc(entered, 'RXA-22') if entered else ''}",
             site=site,
             dose=Decimal(dose_text) if _NUMBER.fullmatch(dose_text) else None,
             dose_unit=values[7],
