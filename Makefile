@@ -15,10 +15,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## demo: set up, code the bundled demo encounters end to end and print the charges
+## demo: set up, replay the bundled sample feeds end to end (HL7 v2 + FHIR) and print the charges
 demo: setup
 	$(BIN)/ivpush check
-	$(BIN)/ivpush explain examples/demo-encounters.yaml
+	$(BIN)/ivpush demo
 
 ## test: set up and pass the whole suite (lint, types, purity contracts, tests)
 test: lint typecheck contracts

@@ -6,7 +6,9 @@ import click
 
 from connector import __version__
 from connector.cli.check import check
+from connector.cli.demo import demo
 from connector.cli.explain import explain
+from connector.cli.replay import replay
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,6 +19,8 @@ def cli() -> None:
 
 cli.add_command(explain)
 cli.add_command(check)
+cli.add_command(replay)
+cli.add_command(demo)
 
 
 def main() -> None:
