@@ -75,6 +75,13 @@ def _drain(store: Store, out: BinaryIO) -> int:
 @click.option(
     "--state", type=click.Path(dir_okay=False, path_type=Path), help="SQLite state file (default: throwaway)."
 )
+@click.option(
+    "--emit-on",
+    type=click.Choice([e.value for e in EmitOn]),
+    default="close",
+    show_default=True,
+    help="Emit at encounter close (discharge/finish, end of input) or after every change.",
+)
 @click.option("--no-close", is_flag=True, help="Leave encounters open at the end of input (emit nothing for them).")
 @click.option("--since", type=click.DateTime(), help="Only administrations starting at or after (zone: --zone).")
 @click.option("--until", type=click.DateTime(), help="Only administrations starting before (zone: --zone).")
@@ -89,6 +96,13 @@ def _drain(store: Store, out: BinaryIO) -> int:
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when any record was rejected.")
 @click.option("--zone", help="Zone of HL7 times sent without an offset (env IVPUSH_TIMEZONE; default UTC).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=BATCH,
+    show_default=True,
+    help="Records per state transaction (larger: faster; emission granularity with --emit-on change).",
+)
 @click.option("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, show_default=True, help="Reject larger records.")
 @mappings_option
 def replay(
@@ -98,6 +112,7 @@ def replay(
     claim_type: str,
     payer: str,
     state: Path | None,
+    emit_on: str,
     no_close: bool,
     since: datetime | None,
     until: datetime | None,
@@ -106,6 +121,7 @@ def replay(
     diff_against: Path | None,
     strict: bool,
     zone: str | None,
+    batch_size: int,
     max_bytes: int,
     mappings: Path | None,
 ) -> None:
@@ -123,12 +139,14 @@ def replay(
         claim_type=ClaimType(claim_type),
         payer=payer.lower(),
         state=state,
+        emit_on=EmitOn(emit_on),
         close_at_end=not no_close,
         since=since.replace(tzinfo=site_zone) if since else None,
         until=until.replace(tzinfo=site_zone) if until else None,
         encounter=encounter,
         diff_against=diff_against,
         zone=site_zone,
+        batch_size=batch_size,
         max_bytes=max_bytes,
     )
     out = sys.stdout.buffer if out_path == "-" else open(out_path, "wb")  # noqa: SIM115 - closed below
@@ -154,12 +172,14 @@ class ReplayOptions:
     claim_type: ClaimType = ClaimType.FACILITY
     payer: str = "default"
     state: Path | None = None
+    emit_on: EmitOn = EmitOn.CLOSE
     close_at_end: bool = True
     since: datetime | None = None
     until: datetime | None = None
     encounter: str | None = None
     diff_against: Path | None = None
     zone: tzinfo = UTC
+    batch_size: int = BATCH
     max_bytes: int = DEFAULT_MAX_BYTES
 
 
@@ -199,11 +219,11 @@ def run(options: ReplayOptions, policy: Policy, out: BinaryIO, reject_file: Text
     report = ReplayReport()
     with tempfile.TemporaryDirectory(prefix="ivpush-replay-") as scratch:
         store = _open_store(options, Path(scratch))
-        settings = ServiceSettings(renderers([options.fmt]), EmitOn.CLOSE, options.claim_type, options.payer)
+        settings = ServiceSettings(renderers([options.fmt]), options.emit_on, options.claim_type, options.payer)
         service = Service(store, policy, settings, clock=time.time)
         progress = tqdm(unit=" records", disable=not sys.stderr.isatty(), file=sys.stderr)
         try:
-            for batch in _batches(read_records(options.paths, options.max_bytes), BATCH):
+            for batch in _batches(read_records(options.paths, options.max_bytes), options.batch_size):
                 parsed: list[ParsedRecord] = []
                 for record in batch:
                     report.records += 1

@@ -106,3 +106,12 @@ def test_usage_errors_exit_2() -> None:
     assert replay(str(HL7), "--policy", "nosuchpayer").exit_code == 2
     assert replay(str(HL7), "--format", "pdf").exit_code == 2
     assert replay(str(HL7), "--zone", "Mars/Olympus").exit_code == 2
+
+
+def test_emitting_on_every_change_sends_more_messages_that_net_to_the_same_lines() -> None:
+    feed = str(Path(__file__).resolve().parents[2] / "examples" / "feeds" / "ed-visit-2026-03-02.hl7")
+    at_close = replay(feed, "--batch-size", "3")
+    every_change = replay(feed, "--emit-on", "change", "--batch-size", "3")
+    assert every_change.exit_code == 0
+    assert every_change.stdout.count("\n") > at_close.stdout.count("\n")
+    assert net_lines(every_change.stdout) == net_lines(at_close.stdout)
