@@ -3,6 +3,17 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# A throwaway local RabbitMQ for `make test` and `make demo` (deploy/local/rabbitmq.sh: Debian's
+# rabbitmq-server on loopback, private ports, files under .local/rabbitmq). Each target stops
+# the node only when it started it.
+RMQ     := deploy/local/rabbitmq.sh
+RMQ_ENV := $(or $(IVPUSH_RABBITMQ_DIR),.local/rabbitmq)/env
+BROKER_UP = started=; trap '[ -n "$$started" ] && $(RMQ) stop; exit 130' INT TERM; \
+	if ! $(RMQ) status >/dev/null 2>&1; then \
+	  if $(RMQ) start >/dev/null; then started=1; else echo "no local RabbitMQ (see above)" >&2; fi; \
+	fi; \
+	if $(RMQ) status >/dev/null 2>&1; then set -a; . ./$(RMQ_ENV); set +a; fi
+BROKER_DOWN = if [ -n "$$started" ]; then $(RMQ) stop; fi
 
 .PHONY: setup demo test lint typecheck contracts unit bench bench-quick clean
 
@@ -15,14 +26,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## demo: set up, replay the bundled sample feeds end to end (HL7 v2 + FHIR) and print the charges
+## demo: set up, run the bundled sample feeds (HL7 v2 + FHIR) through RabbitMQ and `ivpush consume`, print the charges
 demo: setup
 	$(BIN)/ivpush check
-	$(BIN)/ivpush demo
+	@$(BROKER_UP); \
+	if [ -n "$${IVPUSH_AMQP_URL:-}" ]; then $(BIN)/python -m connector.cli.live_demo; status=$$?; \
+	else echo "no broker: replaying the feeds without one" >&2; $(BIN)/ivpush demo; status=$$?; fi; \
+	$(BROKER_DOWN); exit $$status
 
-## test: set up and pass the whole suite (lint, types, purity contracts, tests)
+## test: set up and pass the whole suite (lint, types, purity contracts, tests; bus tests on a local RabbitMQ)
 test: lint typecheck contracts
-	$(BIN)/pytest
+	@$(BROKER_UP); $(BIN)/pytest; status=$$?; $(BROKER_DOWN); exit $$status
 
 lint: setup
 	$(BIN)/ruff check connector tests benchmarks

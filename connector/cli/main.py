@@ -6,9 +6,13 @@ import click
 
 from connector import __version__
 from connector.cli.check import check
+from connector.cli.consume import consume
 from connector.cli.demo import demo
 from connector.cli.explain import explain
+from connector.cli.live_demo import live_demo
+from connector.cli.publish import publish
 from connector.cli.replay import replay
+from connector.cli.topology import topology
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +25,10 @@ cli.add_command(explain)
 cli.add_command(check)
 cli.add_command(replay)
 cli.add_command(demo)
+cli.add_command(consume)
+cli.add_command(topology)
+cli.add_command(publish)
+cli.add_command(live_demo)
 
 
 def main() -> None:

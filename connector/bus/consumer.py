@@ -1,0 +1,344 @@
+"""The consumer loop: the delivery contract of rabbitmq-notes.md, batch by batch.
+
+For each batch of deliveries (up to ``batch_size``, or what arrived within ``batch_wait`` of
+the first one):
+
+1. parse every delivery (``inputs.parse_delivery``); an ``AdapterError`` marks it poison;
+2. ``Service.handle`` the parsed records in **one** store transaction (dedup keys, encounter
+   state, outbox rows) and commit;
+3. park the poison deliveries: publish each body to the parking exchange with
+   ``x-ivpush-error`` (code) and ``x-ivpush-detail`` (no PHI) headers and wait for the
+   confirms — RabbitMQ's own dead-lettering (``basic.reject(requeue=False)``) cannot add
+   headers, so the consumer publishes the parked copy itself and then acks the original;
+4. ack the batch (``multiple=True`` on its last tag);
+5. relay the outbox (``relay.Relay``): confirmed rows are marked sent.
+
+A crash anywhere loses nothing: before 4 the batch is redelivered and its dedup keys make
+the committed part an ack-only; the outbox is relayed again after a restart. A delivery
+whose processing raises something other than an ``AdapterError`` (a bug on one input) is
+isolated by re-handling the batch delivery by delivery and parked with
+``x-ivpush-error: processing_error``; the consumer never dies on an input. The broker's
+``delivery-limit`` policy is the last resort for anything else that keeps failing.
+
+Transient failures (broker gone, channel closed, confirms missing, store locked) close the
+connection and reconnect with capped exponential back-off and jitter; unacked deliveries
+come back. A periodic sweep closes encounters idle for ``idle_seconds`` (``Service.close``)
+and relays what that emitted: idempotent, so several consumers may sweep the same store.
+
+Shutdown (``Stop``): the first SIGTERM/SIGINT stops consuming, finishes the batch in hand
+(commit, park, ack), relays the outbox until ``shutdown_deadline`` and closes: exit 0. A
+second signal exits at once (everything unacked is redelivered).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+from connector.adapters.errors import AdapterError
+from connector.bus.backoff import Backoff
+from connector.bus.base import Bus, Delivery, Outgoing
+from connector.bus.errors import BusError, BusUnavailable
+from connector.bus.faults import Faults
+from connector.bus.relay import Relay
+from connector.bus.topology import Topology
+from connector.model import ParsedRecord
+from connector.service import Outcome, Service
+
+LOG = logging.getLogger("ivpush.bus")
+ERROR_HEADER = "x-ivpush-error"
+DETAIL_HEADER = "x-ivpush-detail"
+QUEUE_HEADER = "x-ivpush-queue"
+PROCESSING_ERROR = "processing_error"
+Parse = Callable[[Delivery], list[ParsedRecord]]
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    """How the consumer batches, sweeps, retries and stops.
+
+    Attributes:
+        queue: The input queue to consume.
+        prefetch: Unacked deliveries the broker may send (100–300 on quorum queues).
+        batch_size: Deliveries per store transaction (≤ prefetch).
+        batch_wait: Seconds to wait for a full batch after its first delivery.
+        poll_timeout: Seconds to wait for a first delivery before doing housekeeping.
+        idle_seconds: Close encounters idle this long (None: never close on idleness).
+        sweep_every: Seconds between idle sweeps.
+        shutdown_deadline: Seconds to drain the outbox at shutdown.
+        confirm_timeout: Seconds to wait for publisher confirms.
+        publish_window: Unconfirmed messages in flight.
+        reconnect_base: First reconnect delay (doubles up to ``reconnect_cap``).
+        reconnect_cap: Longest reconnect delay.
+        retry_base: First delay before republishing a returned/nacked charge message.
+        retry_cap: Longest such delay.
+    """
+
+    queue: str
+    prefetch: int = 200
+    batch_size: int = 200
+    batch_wait: float = 0.05
+    poll_timeout: float = 0.5
+    idle_seconds: float | None = None
+    sweep_every: float = 60.0
+    shutdown_deadline: float = 10.0
+    confirm_timeout: float = 30.0
+    publish_window: int = 500
+    reconnect_base: float = 0.5
+    reconnect_cap: float = 30.0
+    retry_base: float = 1.0
+    retry_cap: float = 60.0
+
+
+@dataclass
+class ConsumerStats:
+    """Counts since start (ids and counts only: no PHI)."""
+
+    connects: int = 0
+    batches: int = 0
+    deliveries: int = 0
+    inputs: int = 0
+    duplicates: int = 0
+    parked: int = 0
+    messages: int = 0
+    closed_idle: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        """Add a service outcome."""
+        self.inputs += outcome.inputs
+        self.duplicates += outcome.duplicates
+        self.messages += outcome.messages
+
+
+class Stop:
+    """Shutdown request: set by the first SIGTERM/SIGINT; the second exits at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._signals = 0
+
+    def request(self) -> None:
+        """Ask the loop to finish the batch in hand and stop."""
+        self.requested = True
+
+    def install(self) -> None:
+        """Handle SIGTERM and SIGINT (main thread only)."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # Only set flags here: logging or pika calls from a signal handler can deadlock.
+        self._signals += 1
+        if self._signals > 1:
+            os._exit(128 + signum)
+        self.requested = True
+
+    def wait(self, seconds: float) -> None:
+        """Sleep, waking early when stopped."""
+        deadline = time.monotonic() + seconds
+        while not self.requested and (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(min(0.1, remaining))
+
+
+class TransientError(Exception):
+    """The store (or the OS) failed in a way that a retry may fix."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Locked/busy store, I/O or broker trouble: retry after reconnecting, don't park the input."""
+    return isinstance(error, sqlite3.OperationalError | OSError | BusError | TransientError)
+
+
+class Consumer:
+    """Consumes the input queue under the delivery contract (see the module docstring)."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Bus],
+        service: Service,
+        parse: Parse,
+        topology: Topology,
+        settings: ConsumerSettings,
+        stop: Stop | None = None,
+        faults: Faults | None = None,
+        declare: bool = True,
+    ) -> None:
+        self.connect = connect
+        self.service = service
+        self.parse = parse
+        self.topology = topology
+        self.settings = settings
+        self.stop = stop or Stop()
+        self.faults = faults or Faults()
+        self.declare = declare
+        self.stats = ConsumerStats()
+        self.relay = Relay(
+            service.store,
+            topology,
+            self.faults,
+            window=settings.publish_window,
+            confirm_timeout=settings.confirm_timeout,
+            retry_base=settings.retry_base,
+            retry_cap=settings.retry_cap,
+        )
+        self._backoff = Backoff(settings.reconnect_base, settings.reconnect_cap)
+
+    def run(self) -> ConsumerStats:
+        """Consume until stopped, reconnecting after transient failures."""
+        while not self.stop.requested:
+            bus: Bus | None = None
+            try:
+                bus = self.connect()
+                self.stats.connects += 1
+                if self.declare:
+                    bus.declare(self.topology)
+                LOG.info(
+                    "connected (connection %d); consuming %s, prefetch %d, batch %d",
+                    self.stats.connects,
+                    self.settings.queue,
+                    self.settings.prefetch,
+                    self.settings.batch_size,
+                )
+                self.relay.drain(bus)  # what a previous run left unconfirmed
+                bus.consume(self.settings.queue, self.settings.prefetch)
+                self._loop(bus)
+                self._finish(bus)
+                bus = None
+            except (BusError, TransientError, sqlite3.OperationalError, OSError) as error:
+                if bus is not None:
+                    bus.close()
+                if self.stop.requested:
+                    break
+                delay = self._backoff.next_delay()
+                LOG.warning("%s: %s; reconnecting in %.1fs", error.__class__.__name__, error, delay)
+                self.stop.wait(delay)
+        LOG.info(
+            "stopped: %d batches, %d deliveries, %d duplicates, %d parked, %d charge messages queued, %d published",
+            self.stats.batches,
+            self.stats.deliveries,
+            self.stats.duplicates,
+            self.stats.parked,
+            self.stats.messages,
+            self.relay.stats.published,
+        )
+        return self.stats
+
+    def _loop(self, bus: Bus) -> None:
+        settings = self.settings
+        next_sweep = time.monotonic() + settings.sweep_every
+        while not self.stop.requested:
+            deliveries = bus.poll(
+                settings.batch_size, settings.poll_timeout, settings.batch_wait, lambda: self.stop.requested
+            )
+            if deliveries:
+                self.process(bus, deliveries)
+                self._backoff.reset()
+            if deliveries or self.relay.due():
+                self.relay.drain(bus)
+            if time.monotonic() >= next_sweep:
+                self.sweep(bus)
+                next_sweep = time.monotonic() + settings.sweep_every
+
+    def _finish(self, bus: Bus) -> None:
+        """Graceful stop: no new deliveries, finish those in hand, drain the outbox, close."""
+        LOG.info("stopping: finishing the batch in hand and draining the outbox")
+        bus.cancel()
+        while deliveries := bus.poll(self.settings.batch_size, 0.0):
+            self.process(bus, deliveries)
+        deadline = time.monotonic() + self.settings.shutdown_deadline
+        try:
+            self.relay.drain(bus, deadline=deadline)
+        except BusUnavailable as error:
+            LOG.warning("outbox not fully drained at shutdown (%s): it is relayed at the next start", error)
+        bus.close()
+
+    def process(self, bus: Bus, deliveries: list[Delivery]) -> None:
+        """One batch: parse, one transaction, park poison, ack (see the module docstring)."""
+        self.faults.hit("after_receive")
+        good: list[tuple[Delivery, list[ParsedRecord]]] = []
+        poison: list[tuple[Delivery, str, str]] = []
+        for delivery in deliveries:
+            try:
+                good.append((delivery, self.parse(delivery)))
+            except AdapterError as error:
+                poison.append((delivery, error.code, error.detail))
+        poison.extend(self._handle(good))
+        self.faults.hit("after_commit")
+        if poison:
+            self._park(bus, poison)
+        bus.ack(max(d.delivery_tag for d in deliveries), multiple=True)
+        self.faults.hit("after_ack")
+        self.stats.batches += 1
+        self.stats.deliveries += len(deliveries)
+        self.stats.parked += len(poison)
+        LOG.debug("batch of %d acked (%d parked)", len(deliveries), len(poison))
+
+    def _handle(self, good: list[tuple[Delivery, list[ParsedRecord]]]) -> list[tuple[Delivery, str, str]]:
+        """Commit the batch; when it fails for a non-transient reason, isolate the culprits."""
+        try:
+            self.stats.add(self.service.handle([record for _, records in good for record in records]))
+            return []
+        except Exception as error:  # classified below: transient → reconnect, else isolate
+            if is_transient(error):
+                raise TransientError(f"store: {error.__class__.__name__}") from error
+            LOG.error("batch failed (%s): retrying delivery by delivery", error.__class__.__name__)
+        failed: list[tuple[Delivery, str, str]] = []
+        for delivery, records in good:
+            try:
+                self.stats.add(self.service.handle(records))
+            except Exception as error:  # same, one delivery at a time
+                if is_transient(error):
+                    raise TransientError(f"store: {error.__class__.__name__}") from error
+                failed.append((delivery, PROCESSING_ERROR, error.__class__.__name__))
+        return failed
+
+    def _park(self, bus: Bus, poison: list[tuple[Delivery, str, str]]) -> None:
+        """Publish poison bodies to the parking exchange with reason headers; wait for the confirms."""
+        messages = [
+            Outgoing(
+                exchange=self.topology.parking_exchange,
+                routing_key=delivery.routing_key,
+                body=delivery.body,
+                message_id=delivery.message_id,
+                content_type=delivery.content_type,
+                headers={
+                    **delivery.headers,
+                    ERROR_HEADER: code,
+                    DETAIL_HEADER: detail[:500],
+                    QUEUE_HEADER: self.settings.queue,
+                },
+                key=delivery.delivery_tag,
+            )
+            for delivery, code, detail in poison
+        ]
+        report = bus.publish(messages, self.settings.confirm_timeout, self.settings.publish_window)
+        if not report.complete:
+            raise BusUnavailable(
+                f"parking not confirmed ({len(report.returned)} returned, {len(report.nacked)} nacked, "
+                f"{len(report.unconfirmed)} unknown)"
+            )
+        for delivery, code, _detail in poison:
+            LOG.warning("parked input %s: %s", delivery.message_id or f"tag {delivery.delivery_tag}", code)
+
+    def sweep(self, bus: Bus) -> None:
+        """Close encounters idle for ``idle_seconds`` and relay what that emitted."""
+        if self.settings.idle_seconds is None:
+            return
+        try:
+            outcome = self.service.close(idle_before=self.service.clock() - self.settings.idle_seconds)
+        except Exception as error:  # a failed sweep is retried at the next one
+            if is_transient(error):
+                raise TransientError(f"store: {error.__class__.__name__}") from error
+            LOG.error("idle sweep failed (%s)", error.__class__.__name__)
+            return
+        if outcome.messages:
+            self.stats.closed_idle += outcome.messages
+            self.stats.messages += outcome.messages
+            LOG.info("idle sweep: %d charge messages queued", outcome.messages)
+        self.relay.drain(bus)

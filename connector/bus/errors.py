@@ -1,0 +1,19 @@
+"""The bus's own errors: pika's exceptions never leave ``connector.bus.rabbitmq``."""
+
+from __future__ import annotations
+
+
+class BusError(Exception):
+    """Something went wrong talking to the broker."""
+
+
+class BusUnavailable(BusError):
+    """The broker cannot be reached or the connection/channel was lost (transient: reconnect)."""
+
+
+class TopologyError(BusError):
+    """The broker refused a declaration or a publish target (missing exchange, different arguments)."""
+
+
+class ConfigError(BusError):
+    """The connection settings are missing or invalid (not transient)."""

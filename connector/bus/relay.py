@@ -1,0 +1,139 @@
+"""The outbox relay: publish unsent charge messages with confirms; mark a row sent only on its confirm.
+
+A row the broker returns (unroutable: ``mandatory``) or nacks stays unsent and is retried
+with capped exponential back-off; each such event is logged at WARNING (the alert). A lost
+connection leaves every unconfirmed row unsent: it is published again after the reconnect with
+the same ``message_id`` (downstream de-duplicates on it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from connector.bus.backoff import Backoff
+from connector.bus.base import Bus, Outgoing
+from connector.bus.errors import BusUnavailable
+from connector.bus.faults import Faults
+from connector.bus.topology import CONTENT_TYPES, SCHEMAS, Topology
+from connector.store.base import OutboxRow, Store
+
+LOG = logging.getLogger("ivpush.bus")
+Key = tuple[str, str]
+
+
+@dataclass
+class RelayStats:
+    """Counts since start (no PHI)."""
+
+    published: int = 0
+    returned: int = 0
+    nacked: int = 0
+
+
+def outgoing(row: OutboxRow, topology: Topology) -> Outgoing:
+    """The AMQP message for an outbox row (id, encounter key, format and schema in headers)."""
+    return Outgoing(
+        exchange=topology.output_exchange,
+        routing_key=topology.routing_key(row.format),
+        body=row.body,
+        message_id=row.message_id,
+        content_type=CONTENT_TYPES.get(row.format),
+        headers={"encounter_key": row.encounter_key, "format": row.format, "schema": SCHEMAS.get(row.format, "")},
+        key=(row.message_id, row.format),
+    )
+
+
+class Relay:
+    """Drains a store's outbox to the output exchange."""
+
+    def __init__(
+        self,
+        store: Store,
+        topology: Topology,
+        faults: Faults | None = None,
+        window: int = 500,
+        confirm_timeout: float = 30.0,
+        batch: int = 1000,
+        retry_base: float = 1.0,
+        retry_cap: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.topology = topology
+        self.faults = faults or Faults()
+        self.window = window
+        self.confirm_timeout = confirm_timeout
+        self.batch = batch
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
+        self.clock = clock
+        self.stats = RelayStats()
+        self._retry: dict[Key, tuple[Backoff, float]] = {}
+
+    def due(self) -> bool:
+        """Some returned/nacked row's back-off has passed."""
+        now = self.clock()
+        return any(at <= now for _, at in self._retry.values())
+
+    @property
+    def waiting(self) -> int:
+        """Rows waiting for a retry after a return or nack."""
+        return len(self._retry)
+
+    def drain(self, bus: Bus, deadline: float | None = None) -> int:
+        """Publish every due unsent row; the count confirmed.
+
+        Args:
+            bus: The connection to publish on.
+            deadline: ``clock()`` time to stop at (graceful shutdown); None: until done.
+
+        Raises:
+            BusUnavailable: The connection was lost or confirms did not arrive in time.
+        """
+        confirmed_total = 0
+        while True:
+            now = self.clock()
+            rows = [
+                row
+                for row in self.store.pending(self.batch + len(self._retry))
+                if self._retry.get((row.message_id, row.format), (None, 0.0))[1] <= now
+            ][: self.batch]
+            if not rows:
+                return confirmed_total
+            timeout = self.confirm_timeout if deadline is None else max(0.1, min(self.confirm_timeout, deadline - now))
+            hook = self._on_sent if self.faults.active else None
+            report = bus.publish([outgoing(row, self.topology) for row in rows], timeout, self.window, hook)
+            confirmed = [key for key in report.confirmed if isinstance(key, tuple)]
+            if confirmed:
+                self.faults.hit("after_confirm")
+                self.store.mark_sent(confirmed)
+                for key in confirmed:
+                    self._retry.pop(key, None)
+                confirmed_total += len(confirmed)
+                self.stats.published += len(confirmed)
+            for ident in report.returned:
+                self.stats.returned += 1
+                self._schedule(ident, "unroutable (returned by the broker)")
+            for ident in report.nacked:
+                self.stats.nacked += 1
+                self._schedule(ident, "refused (nack)")
+            if report.unconfirmed:
+                raise BusUnavailable(f"{len(report.unconfirmed)} charge messages not confirmed in {timeout:.0f}s")
+            if not confirmed or (deadline is not None and self.clock() >= deadline):
+                return confirmed_total
+
+    def _on_sent(self, _message: Outgoing) -> None:
+        self.faults.hit("after_publish")
+
+    def _schedule(self, key: object, why: str) -> None:
+        if not isinstance(key, tuple):
+            return
+        backoff, _ = self._retry.get(key, (Backoff(self.retry_base, self.retry_cap), 0.0))
+        delay = backoff.next_delay()
+        self._retry[key] = (backoff, self.clock() + delay)
+        LOG.warning(
+            "charge message %s (%s) %s; attempt %d, retry in %.1fs", key[0], key[1], why, backoff.attempt, delay
+        )

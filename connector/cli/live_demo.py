@@ -1,0 +1,133 @@
+"""``ivpush live-demo``: the bundled feeds through a real RabbitMQ and ``ivpush consume``, end to end.
+
+Declares a demo topology (prefix ``ivpush-demo``) and empties its queues, starts ``ivpush
+consume`` in the background with a throwaway state file, publishes the sample feeds to the
+input exchange, waits for every charge message on the JSON output queue, prints them as a
+table, then stops the consumer with SIGTERM (graceful: exit 0) and reports what each queue
+received. The broker URL comes from the environment or ``--config`` (``make demo`` starts a
+local node with ``deploy/local/rabbitmq.sh`` and exports its URL).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from connector.adapters.archive import read_records
+from connector.bootstrap import local_zone
+from connector.bus.base import Bus
+from connector.bus.errors import BusError
+from connector.bus.publisher import input_message, publish_all
+from connector.bus.rabbitmq import RabbitBus
+from connector.bus.topology import FORMATS, Topology
+from connector.cli.consume import amqp_settings_or_exit, config_option
+from connector.cli.demo import FEEDS, table
+from connector.cli.options import load_or_exit, mappings_option
+from connector.cli.replay import ReplayOptions, run
+
+
+def _collect(bus: Bus, queue: str, wanted: set[str], timeout: float, consumer: subprocess.Popen[bytes]) -> list[bytes]:
+    """JSON charge messages from ``queue`` until every wanted message id arrived (acked as read)."""
+    bodies: dict[str, bytes] = {}
+    bus.consume(queue, 100)
+    deadline = time.monotonic() + timeout
+    while not wanted <= bodies.keys() and time.monotonic() < deadline and consumer.poll() is None:
+        deliveries = bus.poll(100, 0.5, 0.05)
+        for delivery in deliveries:
+            bodies.setdefault(delivery.message_id or "", delivery.body)
+        if deliveries:
+            bus.ack(deliveries[-1].delivery_tag, multiple=True)
+    bus.cancel()
+    return [bodies[key] for key in sorted(bodies)]
+
+
+@click.command("live-demo")
+@click.argument("paths", nargs=-1)
+@config_option
+@click.option("--prefix", default="ivpush-demo", show_default=True, help="Prefix of the demo's exchanges and queues.")
+@click.option("--zone", default="America/New_York", show_default=True, help="Zone of the sample feeds' local times.")
+@click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait for the charges.")
+@mappings_option
+def live_demo(
+    paths: tuple[str, ...], config_path: Path | None, prefix: str, zone: str, timeout: float, mappings: Path | None
+) -> None:
+    """Publish the sample feeds (or PATHS) to RabbitMQ, consume them with ivpush consume, print the charges."""
+    policy = load_or_exit(mappings)
+    sources = paths or (str(FEEDS),)
+    expected = io.BytesIO()
+    run(ReplayOptions(paths=sources, zone=local_zone(zone)), policy, expected)  # what the consumer must publish
+    wanted = {str(json.loads(line)["message_id"]) for line in expected.getvalue().splitlines()}
+    settings = amqp_settings_or_exit(config_path, "ivpush live-demo")
+    topology = Topology(prefix=prefix, formats=FORMATS)
+    with tempfile.TemporaryDirectory(prefix="ivpush-live-demo-") as scratch:
+        try:
+            bus = RabbitBus(settings)
+        except BusError as error:
+            click.echo(f"error: cannot reach RabbitMQ at {settings.redacted()}: {error}", err=True)
+            raise SystemExit(1) from error
+        log_path = Path(scratch) / "consume.log"
+        consumer: subprocess.Popen[bytes] | None = None
+        try:
+            bus.declare(topology)
+            for queue in [*topology.input_queues(), topology.parking_queue, *map(topology.output_queue, FORMATS)]:
+                bus.purge(queue)
+            command = [
+                sys.executable,
+                "-m",
+                "connector.cli.consume",
+                "--prefix",
+                prefix,
+                "--state",
+                str(Path(scratch) / "state.db"),
+                "--zone",
+                zone,
+                "--idle-seconds",
+                "5",
+                "--sweep-seconds",
+                "1",
+                *(["--mappings", str(mappings)] if mappings else []),
+                *(["--config", str(config_path)] if config_path else []),
+            ]
+            with log_path.open("wb") as log:
+                consumer = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))  # noqa: S603 - our own module
+            messages = [input_message(record, topology) for record in read_records(sources)]
+            report = publish_all(bus, messages)
+            click.echo(
+                f"published {len(report.confirmed)} inputs to {topology.input_exchange}; "
+                f"consuming with ivpush consume (pid {consumer.pid})…"
+            )
+            bodies = _collect(bus, topology.output_queue("json"), wanted, timeout, consumer)
+            received = {str(json.loads(body)["message_id"]) for body in bodies}
+            click.echo(table(b"".join(bodies)))
+            consumer.send_signal(signal.SIGTERM)
+            code = consumer.wait(60)
+            others = ", ".join(f"{fmt} {bus.purge(topology.output_queue(fmt))}" for fmt in FORMATS if fmt != "json")
+            parked = bus.purge(topology.parking_queue)
+            click.echo(
+                f"charge messages: json {len(bodies)} of {len(wanted)} expected, {others}; parked inputs: {parked}; "
+                f"consumer exit code {code} (SIGTERM: graceful)"
+            )
+            if not wanted <= received or code != 0:
+                click.echo(f"live demo FAILED; consumer log:\n{log_path.read_text(errors='replace')[-4000:]}", err=True)
+                raise SystemExit(1)
+        except BusError as error:
+            click.echo(f"error: {error}", err=True)
+            raise SystemExit(1) from error
+        finally:
+            if consumer is not None and consumer.poll() is None:
+                consumer.kill()
+                consumer.wait()
+            bus.close()
+
+
+if __name__ == "__main__":
+    live_demo()
