@@ -6,9 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from connector.model import AdminStatus, ClaimType, CodedValue, PatientClass
 from connector.policy.drugs import DrugIndex
+
+MEMO_SIZE = 50_000  # entries per memo; a full memo is emptied, never grown further
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class RouteKind(StrEnum):
@@ -159,8 +164,14 @@ class Policy:
     patient_classes: Mapping[str, PatientClass] = field(default_factory=dict)
     integral_contexts: frozenset[str] = frozenset({"imaging", "transfusion", "procedure"})
     non_hydration_contexts: frozenset[str] = frozenset({"kvo", "flush", "vehicle"})
-    # Memo of lookups: a pure cache (same question, same answer), invisible to callers.
-    memo: dict[object, tuple[RouteEntry | None, str]] = field(default_factory=dict, compare=False, repr=False)
+    # Memos: pure caches (same question, same answer), invisible to callers and bounded by
+    # MEMO_SIZE. Not constructor arguments, so ``dataclasses.replace`` gives a policy with
+    # other mappings fresh memos. ``memo`` holds route/method lookups; ``rule_memo`` holds
+    # results the rules derive from this policy alone (per-administration classification).
+    memo: dict[object, tuple[RouteEntry | None, str]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+    rule_memo: dict[object, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def payer(self, name: str) -> PayerPolicy:
         """The payer's policy, or the default (CPT) policy for an unknown payer."""
@@ -183,7 +194,7 @@ class Policy:
         key = ("route", value, day)
         found = self.memo.get(key)
         if found is None:
-            found = self.memo[key] = self._lookup(value, day, self.routes, self.route_texts)
+            found = remember(self.memo, key, self._lookup(value, day, self.routes, self.route_texts))
         return found
 
     def method_of(self, value: CodedValue, day: date) -> tuple[RouteEntry | None, str]:
@@ -191,7 +202,7 @@ class Policy:
         key = ("method", value, day)
         found = self.memo.get(key)
         if found is None:
-            found = self.memo[key] = self._lookup(value, day, self.methods, self.method_texts)
+            found = remember(self.memo, key, self._lookup(value, day, self.methods, self.method_texts))
         return found
 
     def _lookup(
@@ -211,6 +222,14 @@ class Policy:
             if entry:
                 return entry, f'"{text}" ({entry.dated.origin})'
         return None, ""
+
+
+def remember(memo: dict[K, V], key: K, value: V) -> V:
+    """Store ``value`` in a bounded memo (emptied when full) and return it."""
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 def normalise_text(text: str) -> str:

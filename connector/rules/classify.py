@@ -16,13 +16,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
-from connector.model import Administration, Decision, Encounter, PatientClass, Reason, ServiceKind
+from connector.model import Administration, AdminStatus, Decision, Encounter, PatientClass, Reason, ServiceKind
 from connector.policy.drugs import BillingClass, DrugIdentity
-from connector.policy.model import MethodKind, Policy, RouteKind
+from connector.policy.model import MethodKind, Policy, RouteKind, remember
 
 PUSH_MAX_MINUTES = 15.0
 
@@ -53,48 +52,135 @@ class Service(NamedTuple):
         return self.kind in (ServiceKind.INFUSION, ServiceKind.CHEMO_INFUSION)
 
 
-@dataclass(frozen=True, slots=True)
-class Classified:
-    """Services that may be coded, and decisions already final for the others."""
+class Classified(NamedTuple):
+    """Services that may be coded (all, and by kind), and decisions already final for the others."""
 
     services: tuple[Service, ...]
     excluded: tuple[Decision, ...]
     hydration_untimed: tuple[Decision, ...]
+    pushes: list[Service]
+    infusions: list[Service]
+    hydration: list[Service]
 
 
 def classify(encounter: Encounter, policy: Policy) -> Classified:
     """Classify every administration of an encounter."""
     services: list[Service] = []
+    pushes: list[Service] = []
+    infusions: list[Service] = []
+    hydration: list[Service] = []
     excluded: list[Decision] = []
     untimed: list[Decision] = []
+    inpatient_from = encounter.inpatient_from
+    all_inpatient = encounter.patient_class is PatientClass.INPATIENT and inpatient_from is None
+    memo = policy.rule_memo
     for admin in encounter.administrations:
-        drug = policy.drugs.resolve(admin.drug)
-        outcome = _classify_one(admin, drug, encounter, policy)
-        if isinstance(outcome, Service):
-            services.append(outcome)
-        elif outcome.reason_code is Reason.HYDRATION_UNTIMED:
-            untimed.append(outcome)
+        drug_sent, route, method, start = admin.drug, admin.route, admin.method, admin.start
+        day = start.date()
+        # Exactly what a profile depends on, as plain values (tuples hash in C, CodedValue does not).
+        key = (drug_sent.text, drug_sent.codings, route.text, route.codings, method.text, method.codings,
+               admin.contexts, day)  # fmt: skip
+        profile: Profile | None = memo.get(key)
+        if profile is None:
+            profile = remember(memo, key, _profile(admin, day, policy))
+        drug, exclusion, is_hydration, push_kind, infusion_kind, push_evidence = profile
+        if (
+            admin.status not in _COUNTED
+            or all_inpatient
+            or (inpatient_from is not None and start >= inpatient_from)
+            or exclusion is not None
+        ):
+            excluded.append(_exclusion(admin, drug, exclusion, encounter))
+            continue
+        end = admin.end
+        if end is None and admin.infuse_minutes:
+            end = start + timedelta(minutes=admin.infuse_minutes)
+        if end is not None and end < start:
+            end = None  # a stop before the start is not a documented duration
+        if is_hydration:
+            if end is None:
+                untimed.append(Decision(admin.id, ServiceKind.HYDRATION, drug.key, Reason.HYDRATION_UNTIMED, _UNTIMED))
+                continue
+            item = Service(admin, ServiceKind.HYDRATION, drug, start, end, "hydration fluid")
+            hydration.append(item)
+        elif push_evidence is not None:
+            item = Service(admin, push_kind, drug, start, end or start, push_evidence)
+            pushes.append(item)
+        elif end is None:
+            item = Service(admin, push_kind, drug, start, start, _NO_STOP)
+            pushes.append(item)
         else:
-            excluded.append(outcome)
-    return Classified(tuple(services), tuple(excluded), tuple(untimed))
+            length = (end - start).total_seconds() / 60.0
+            if length <= PUSH_MAX_MINUTES:
+                item = Service(admin, push_kind, drug, start, end, f"{length:g} min ≤ 15 min: push")
+                pushes.append(item)
+            else:
+                item = Service(admin, infusion_kind, drug, start, end, f"{length:g} min ≥ 16 min: infusion")
+                infusions.append(item)
+        services.append(item)
+    return Classified(tuple(services), tuple(excluded), tuple(untimed), pushes, infusions, hydration)
 
 
-def _classify_one(
-    admin: Administration, drug: DrugIdentity, encounter: Encounter, policy: Policy
-) -> Service | Decision:
-    def out(reason: Reason, text: str, kind: ServiceKind = ServiceKind.EXCLUDED) -> Decision:
-        return Decision(admin.id, kind, drug.key, reason, text)
-
-    if not admin.status.counts:
-        return out(Reason.NOT_GIVEN, f"Not given: status {admin.status.value}.")
-    if encounter.patient_class is PatientClass.INPATIENT and encounter.inpatient_from is None:
-        return out(Reason.INPATIENT, "Inpatient encounter: no outpatient administration codes.")
-    if encounter.inpatient_from is not None and admin.start >= encounter.inpatient_from:
-        return out(
-            Reason.INPATIENT,
-            f"Given after the encounter became inpatient at {encounter.inpatient_from:%Y-%m-%d %H:%M}.",
+def _exclusion(
+    admin: Administration, drug: DrugIdentity, exclusion: tuple[Reason, ServiceKind, str] | None, encounter: Encounter
+) -> Decision:
+    """The decision for an administration that is not coded: the first rule that excludes it."""
+    inpatient_from = encounter.inpatient_from
+    if admin.status not in _COUNTED:
+        return Decision(
+            admin.id, ServiceKind.EXCLUDED, drug.key, Reason.NOT_GIVEN, f"Not given: status {admin.status}."
         )
-    day = admin.start.date()
+    if encounter.patient_class is PatientClass.INPATIENT and inpatient_from is None:
+        return Decision(admin.id, ServiceKind.EXCLUDED, drug.key, Reason.INPATIENT, _INPATIENT)
+    if inpatient_from is not None and admin.start >= inpatient_from:
+        text = f"Given after the encounter became inpatient at {inpatient_from:%Y-%m-%d %H:%M}."
+        return Decision(admin.id, ServiceKind.EXCLUDED, drug.key, Reason.INPATIENT, text)
+    if exclusion is None:
+        raise ValueError(f"administration {admin.id} is not excluded")  # classify checked that it is
+    reason, kind, text = exclusion
+    return Decision(admin.id, kind, drug.key, reason, text)
+
+
+_COUNTED = tuple(status for status in AdminStatus if status.counts)  # AdminStatus.counts, as a tuple
+_INPATIENT = "Inpatient encounter: no outpatient administration codes."
+_UNTIMED = "Hydration without a documented stop time cannot be timed."
+_NO_STOP = "no documented stop time: coded as a push"
+
+
+class Profile(NamedTuple):
+    """What an administration's drug, route, method, contexts and date decide.
+
+    Memoised per policy: administrations charted alike share one profile.
+
+    Attributes:
+        drug: The resolved drug identity.
+        exclusion: (reason, kind, text) of the final decision when the administration is
+            not a timed/push service whatever its times (IM/SQ, not IV, unknown route,
+            integral, fluid not used as hydration); None otherwise.
+        hydration: A hydration fluid.
+        push_kind: Push or chemo push.
+        infusion_kind: Infusion or chemo infusion.
+        push_evidence: The evidence when the method (or a route text) says push, else None.
+    """
+
+    drug: DrugIdentity
+    exclusion: tuple[Reason, ServiceKind, str] | None
+    hydration: bool
+    push_kind: ServiceKind
+    infusion_kind: ServiceKind
+    push_evidence: str | None
+
+
+def _profile(admin: Administration, day: date, policy: Policy) -> Profile:
+    drug = policy.drugs.resolve(admin.drug)
+    chemo = drug.billing_class is BillingClass.CHEMO
+    push_kind = ServiceKind.CHEMO_PUSH if chemo else ServiceKind.PUSH
+    infusion_kind = ServiceKind.CHEMO_INFUSION if chemo else ServiceKind.INFUSION
+    hydration = drug.billing_class is BillingClass.HYDRATION
+
+    def out(reason: Reason, text: str, kind: ServiceKind = ServiceKind.EXCLUDED) -> Profile:
+        return Profile(drug, (reason, kind, text), hydration, push_kind, infusion_kind, None)
+
     route, route_evidence = policy.route_of(admin.route, day)
     method, method_evidence = policy.method_of(admin.method, day)
     route_kind = route.route if route else RouteKind.UNKNOWN
@@ -118,32 +204,10 @@ def _classify_one(
     if method_kind is MethodKind.UNKNOWN and route is not None:
         method_kind = route.method  # local route texts such as "IV PUSH" carry the method
         method_evidence = route_evidence if method_kind is not MethodKind.UNKNOWN else ""
-    end = admin.end
-    if end is None and admin.infuse_minutes:
-        end = admin.start + timedelta(minutes=admin.infuse_minutes)
-    if end is not None and end < admin.start:
-        end = None  # a stop before the start is not a documented duration
 
-    if drug.billing_class is BillingClass.HYDRATION:
+    if hydration:
         flags = sorted(admin.contexts & policy.non_hydration_contexts)
         if flags:
             return out(Reason.NOT_HYDRATION, f"Fluid used as {', '.join(flags)}: never hydration.")
-        if end is None:
-            return out(
-                Reason.HYDRATION_UNTIMED,
-                "Hydration without a documented stop time cannot be timed.",
-                ServiceKind.HYDRATION,
-            )
-        return Service(admin, ServiceKind.HYDRATION, drug, admin.start, end, "hydration fluid")
-
-    chemo = drug.billing_class is BillingClass.CHEMO
-    push_kind = ServiceKind.CHEMO_PUSH if chemo else ServiceKind.PUSH
-    infusion_kind = ServiceKind.CHEMO_INFUSION if chemo else ServiceKind.INFUSION
-    if method_kind is MethodKind.PUSH:
-        return Service(admin, push_kind, drug, admin.start, end or admin.start, f"method {method_evidence}: push")
-    if end is None:
-        return Service(admin, push_kind, drug, admin.start, admin.start, "no documented stop time: coded as a push")
-    length = (end - admin.start).total_seconds() / 60.0
-    if length <= PUSH_MAX_MINUTES:
-        return Service(admin, push_kind, drug, admin.start, end, f"{length:g} min ≤ 15 min: push")
-    return Service(admin, infusion_kind, drug, admin.start, end, f"{length:g} min ≥ 16 min: infusion")
+    push_evidence = f"method {method_evidence}: push" if method_kind is MethodKind.PUSH else None
+    return Profile(drug, None, hydration, push_kind, infusion_kind, push_evidence)

@@ -7,10 +7,17 @@ from datetime import datetime
 
 from connector.rules.classify import Service
 
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(100))
+
 
 def when(moment: datetime) -> str:
-    """A date and time as charted (in its recorded zone)."""
-    return moment.isoformat(sep=" ", timespec="minutes")[:16]  # several times faster than strftime
+    """A date and time as charted (in its recorded zone): ``YYYY-MM-DD HH:MM``.
+
+    The text of ``moment.isoformat(sep=" ", timespec="minutes")``, assembled from a table of
+    two-digit numbers: several times faster, and this runs for every service described.
+    """
+    two = _TWO_DIGITS
+    return f"{moment.year:04d}-{two[moment.month]}-{two[moment.day]} {two[moment.hour]}:{two[moment.minute]}"
 
 
 def service(item: Service) -> str:
@@ -20,9 +27,15 @@ def service(item: Service) -> str:
 
 def services(items: Iterable[Service]) -> str:
     """Several services, comma-separated."""
-    return ", ".join(service(i) for i in items)
+    return ", ".join([service(i) for i in items])
+
+
+UNMAPPED = ("unmapped_drug",)
 
 
 def unmapped_flags(items: Iterable[Service]) -> tuple[str, ...]:
     """``unmapped_drug`` when any service's drug identity fell back to code equality."""
-    return ("unmapped_drug",) if any(not i.drug.mapped for i in items) else ()
+    for item in items:
+        if not item.drug.mapped:
+            return UNMAPPED
+    return ()

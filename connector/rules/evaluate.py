@@ -8,14 +8,12 @@ order, duplicates and replays converge (administrations are sorted and de-duplic
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from connector.model import ChargeResult, Decision, Encounter, Reason, ServiceKind
 from connector.policy.model import Policy
 from connector.rules import timeline
 from connector.rules.classify import Service, classify
 from connector.rules.initial import Candidate, choose_initial
-from connector.rules.lines import build_lines, suppressed
+from connector.rules.lines import build_lines, suppressed, suppressed_claim
 from connector.rules.pushes import code_pushes
 from connector.rules.timed import code_hydration, code_infusions, hydration_timeline
 from connector.rules.units import Unit
@@ -34,14 +32,15 @@ def evaluate(encounter: Encounter, policy: Policy) -> ChargeResult:
     payer = policy.payer(encounter.payer)
     policy_version = f"{payer.version}/{encounter.claim_type.value}"
     classified = classify(encounter, policy)
-    services = classified.services
-    pushes = [s for s in services if s.is_push]
-    infusions = [s for s in services if s.is_infusion]
-    hydration = [s for s in services if s.kind is ServiceKind.HYDRATION]
-
-    by_drug: dict[str, list[Service]] = defaultdict(list)
+    services, pushes, infusions, hydration = (
+        classified.services,
+        classified.pushes,
+        classified.infusions,
+        classified.hydration,
+    )
+    by_drug: dict[str, list[Service]] = {}
     for item in infusions:
-        by_drug[item.drug.key].append(item)
+        by_drug.setdefault(item.drug.key, []).append(item)
     groups = [Candidate(members[0].kind, tuple(members)) for members in by_drug.values()]
     net_hydration = hydration_timeline(hydration, infusions, pushes)
     candidates = groups + [Candidate(p.kind, (p,)) for p in pushes]
@@ -67,9 +66,15 @@ def evaluate(encounter: Encounter, policy: Policy) -> ChargeResult:
         initial_ids={c.first.admin.id for c in (choice.main,) if c is not None},
         modifier=payer.separate_encounter_modifier,
     )
-    suppress = payer.professional_suppression_action == "suppress"
-    kept = [u for u in units if not (suppress and suppressed(encounter, payer, u.code))]
-    dropped = {i for u in units if suppress and suppressed(encounter, payer, u.code) for i in u.admin_ids}
+    kept = units
+    dropped: set[str] = set()
+    if payer.professional_suppression_action == "suppress" and suppressed_claim(encounter, payer):
+        kept = []
+        for unit in units:
+            if suppressed(encounter, payer, unit.code):
+                dropped.update(unit.admin_ids)
+            else:
+                kept.append(unit)
     lines = build_lines(kept, encounter, payer, policy.chargemaster, policy_version)
     decisions = _decisions(
         encounter,
@@ -85,7 +90,7 @@ def evaluate(encounter: Encounter, policy: Policy) -> ChargeResult:
         policy_version,
         lines,
         decisions,
-        tuple(s.evidence for s in services),
+        tuple([s.evidence for s in services]),
     )
 
 
@@ -93,14 +98,14 @@ def _overlay(
     encounter: Encounter, units: list[Unit], needs_review: bool, initial_ids: set[str], modifier: str | None
 ) -> list[Unit]:
     """Mark the initial unit for review and add the separate-encounter modifier."""
+    extra = (modifier,) if modifier and encounter.separate_same_day else ()
+    if not needs_review and not extra:
+        return units  # nothing to mark
     result: list[Unit] = []
-    for original in units:
-        unit = original
-        is_initial = unit.rule.startswith("initial.") and not unit.modifiers and bool(initial_ids & set(unit.admin_ids))
-        if is_initial:
+    for unit in units:
+        if unit.rule.startswith("initial.") and not unit.modifiers and not initial_ids.isdisjoint(unit.admin_ids):
             flags = (*unit.flags, "needs_review") if needs_review else unit.flags
-            mods = (*unit.modifiers, modifier) if modifier and encounter.separate_same_day else unit.modifiers
-            unit = Unit(unit.code, unit.day, unit.admin_ids, unit.rule, unit.reason, unit.department, mods, flags)
+            unit = unit._replace(modifiers=(*unit.modifiers, *extra), flags=flags)  # noqa: PLW2901
         result.append(unit)
     return result
 
@@ -108,32 +113,38 @@ def _overlay(
 def _decisions(
     encounter: Encounter, services: tuple[Service, ...], kept: list[Unit], dropped: set[str], others: list[Decision]
 ) -> tuple[Decision, ...]:
-    codes: dict[str, list[str]] = defaultdict(list)
+    codes: dict[str, list[str]] = {}
     for unit in kept:
+        code = unit.code
         for admin_id in unit.admin_ids:
-            if unit.code not in codes[admin_id]:
-                codes[admin_id].append(unit.code)
+            found = codes.get(admin_id)
+            if found is None:
+                codes[admin_id] = [code]
+            elif code not in found:
+                found.append(code)
     final = {d.administration_id: d for d in others}
-    for item in services:
-        admin_id = item.admin.id
+    reason_coded = Reason.CODED  # (enum members are slow to look up in a loop)
+    for admin, kind, drug, _, _, evidence in services:
+        admin_id = admin.id
         if admin_id in final:
             continue
-        if codes.get(admin_id):
+        coded = codes.get(admin_id)
+        if coded:
             final[admin_id] = Decision(
                 admin_id,
-                item.kind,
-                item.drug.key,
-                Reason.CODED,
-                f"{item.kind.value} ({item.evidence}) → {', '.join(codes[admin_id])}.",
-                tuple(codes[admin_id]),
+                kind,
+                drug.key,
+                reason_coded,
+                f"{kind} ({evidence}) → {', '.join(coded)}.",
+                tuple(coded),
             )
         elif admin_id in dropped:
             final[admin_id] = Decision(
                 admin_id,
-                item.kind,
-                item.drug.key,
+                kind,
+                drug.key,
                 Reason.PAYER_SUPPRESSED,
                 f"Payer {encounter.payer} does not reimburse drug administration "
                 f"on professional claims in place of service {encounter.place_of_service}.",
             )
-    return tuple(final[a.id] for a in encounter.administrations if a.id in final)
+    return tuple([decision for a in encounter.administrations if (decision := final.get(a.id)) is not None])

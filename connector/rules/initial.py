@@ -11,25 +11,28 @@ vascular access site, when the payer policy allows it (CMS RAC topic 0071; defau
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from connector.model import ClaimType, ServiceKind
 from connector.policy.model import PayerPolicy
 from connector.rules.classify import Service
 
-RANK = {
-    ServiceKind.CHEMO_INFUSION: 0,
-    ServiceKind.CHEMO_PUSH: 1,
-    ServiceKind.INFUSION: 2,
-    ServiceKind.PUSH: 3,
-    ServiceKind.HYDRATION: 4,
-}
+HIERARCHY = (
+    ServiceKind.CHEMO_INFUSION,
+    ServiceKind.CHEMO_PUSH,
+    ServiceKind.INFUSION,
+    ServiceKind.PUSH,
+    ServiceKind.HYDRATION,
+)
+RANK = {kind: rank for rank, kind in enumerate(HIERARCHY)}
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A service that could be the initial one: a push, an infusion drug group, hydration."""
+class Candidate(NamedTuple):
+    """A service that could be the initial one: a push, an infusion drug group, hydration.
+
+    Internal and created once per push, so a NamedTuple; compared by identity (``is``).
+    """
 
     kind: ServiceKind
     members: tuple[Service, ...]
@@ -51,11 +54,11 @@ class Candidate:
 
     def sort_key(self) -> tuple[int, datetime, str]:
         """Hierarchy rank, then earliest start, then stable id."""
-        return (RANK[self.kind], self.start, self.first.admin.id)
+        first = self.members[0]
+        return (HIERARCHY.index(self.kind), first.start, first.admin.id)  # = RANK[kind], without hashing an enum
 
 
-@dataclass(frozen=True, slots=True)
-class InitialChoice:
+class InitialChoice(NamedTuple):
     """The initial service, any second-site initials, and whether a person should check."""
 
     main: Candidate | None
@@ -68,21 +71,21 @@ def choose_initial(candidates: list[Candidate], claim_type: ClaimType, payer: Pa
     """Pick the initial service by the claim type's rule."""
     if not candidates:
         return InitialChoice(None, (), False, "no reportable IV service")
-    ordered = sorted(candidates, key=Candidate.sort_key)
+    order = Candidate.sort_key  # ``min`` by it is the first of ``sorted`` by it: one pass, no sort
     needs_review = False
     if claim_type is ClaimType.PROFESSIONAL:
-        primary = [c for c in ordered if any(m.admin.primary for m in c.members)]
+        primary = [c for c in candidates if any(m.admin.primary for m in c.members)]
         if primary:
-            main, why = primary[0], "the feed marks it as the primary reason for the encounter"
+            main, why = min(primary, key=order), "the feed marks it as the primary reason for the encounter"
         else:
-            main, why = ordered[0], "highest in the hierarchy (no primary reason in the feed)"
+            main, why = min(candidates, key=order), "highest in the hierarchy (no primary reason in the feed)"
             needs_review = True
     else:
-        main, why = ordered[0], "highest in the facility hierarchy"
+        main, why = min(candidates, key=order), "highest in the facility hierarchy"
     seconds: list[Candidate] = []
     if payer.allow_second_site_initial and main.site:
         seen = {main.site}
-        for candidate in ordered:
+        for candidate in sorted(candidates, key=order):
             if candidate.site and candidate.site not in seen and candidate.kind is not ServiceKind.HYDRATION:
                 seen.add(candidate.site)
                 seconds.append(candidate)

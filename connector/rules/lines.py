@@ -9,7 +9,6 @@ Modifier 25 never goes on these codes (Noridian JF); 76 is never used for repeat
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date
 
@@ -21,13 +20,17 @@ from connector.rules.units import Unit
 NEVER_MODIFIERS = frozenset({"25", "76"})
 
 
-def suppressed(encounter: Encounter, payer: PayerPolicy, code: str) -> bool:
-    """Whether the payer does not reimburse this code for this professional claim."""
+def suppressed_claim(encounter: Encounter, payer: PayerPolicy) -> bool:
+    """Whether the payer suppresses some codes on this claim (professional, listed place of service)."""
     return (
         encounter.claim_type is ClaimType.PROFESSIONAL
         and encounter.place_of_service in payer.professional_suppressed_pos
-        and code in payer.professional_suppressed_codes
     )
+
+
+def suppressed(encounter: Encounter, payer: PayerPolicy, code: str) -> bool:
+    """Whether the payer does not reimburse this code for this professional claim."""
+    return suppressed_claim(encounter, payer) and code in payer.professional_suppressed_codes
 
 
 def build_lines(
@@ -38,42 +41,54 @@ def build_lines(
     policy_version: str,
 ) -> tuple[ChargeLine, ...]:
     """Aggregate units into lines, then apply the payer overlay and the chargemaster."""
-    groups: dict[tuple[str, date, tuple[str, ...]], list[Unit]] = defaultdict(list)
+    groups: dict[tuple[date, str, tuple[str, ...]], list[Unit]] = {}
     for unit in units:
         modifiers = tuple(sorted(set(unit.modifiers) - NEVER_MODIFIERS)) if unit.modifiers else ()
-        groups[(unit.code, unit.day, modifiers)].append(unit)
+        key = (unit.day, unit.code, modifiers)
+        members = groups.get(key)
+        if members is None:
+            groups[key] = [unit]
+        else:
+            members.append(unit)
+    claim_type = encounter.claim_type
+    write_off = suppressed_claim(encounter, payer)
     lines: list[ChargeLine] = []
-    for (code, day, modifiers), members in sorted(groups.items(), key=lambda g: (g[0][1], g[0][0], g[0][2])):
-        admin_ids = tuple(dict.fromkeys(i for u in members for i in u.admin_ids))
-        flags = set().union(*(u.flags for u in members))
+    for (day, code, modifiers), members in sorted(groups.items()):  # by date, code, modifiers (keys are unique)
+        first = members[0]
+        if len(members) == 1:
+            admin_ids, rule, reason = first.admin_ids, first.rule, first.reason
+            if len(admin_ids) > 1:
+                admin_ids = tuple(dict.fromkeys(admin_ids))
+            flags = set(first.flags)
+        else:
+            admin_ids = tuple(dict.fromkeys([i for u in members for i in u.admin_ids]))
+            rule = "+".join(sorted({u.rule for u in members}))
+            reason = " ".join(dict.fromkeys([u.reason for u in members]))
+            flags = {f for u in members for f in u.flags}
         units_count = len(members)
         mue = payer.mue.get(code)
-        cap = mue.limit(encounter.claim_type) if mue else None
+        cap = mue.limit(claim_type) if mue else None
         if cap is None:
             flags.add("no_mue_on_file")
         elif units_count > cap:
             units_count = cap
             flags.add("mue_capped")
-        if suppressed(encounter, payer, code):
+        if write_off and code in payer.professional_suppressed_codes:
             flags.add("write_off")
-        charge_code, revenue_code = chargemaster.lookup(code, members[0].department)
-        rules = sorted({u.rule for u in members})
-        reason = " ".join(dict.fromkeys(u.reason for u in members))
+        charge_code, revenue_code = chargemaster.lookup(code, first.department)
         lines.append(
             ChargeLine(
-                line_id=line_id(
-                    encounter.key, code, day.isoformat(), modifiers, admin_ids, units_count, policy_version
-                ),
-                code=code,
-                units=units_count,
-                service_date=day,
-                modifiers=modifiers,
-                revenue_code=revenue_code,
-                charge_code=charge_code,
-                administration_ids=admin_ids,
-                rule="+".join(rules),
-                reason=reason,
-                flags=tuple(sorted(flags)),
+                line_id(encounter.key, code, day.isoformat(), modifiers, admin_ids, units_count, policy_version),
+                code,
+                units_count,
+                day,
+                modifiers,
+                revenue_code,
+                charge_code,
+                admin_ids,
+                rule,
+                reason,
+                tuple(sorted(flags)),
             )
         )
     return tuple(lines)

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from connector.model import ClaimType, Decision, Reason, ServiceKind
 from connector.policy.model import PayerPolicy
 from connector.rules.classify import Service
+from connector.rules.describe import UNMAPPED, when
 from connector.rules.describe import service as describe
-from connector.rules.describe import unmapped_flags, when
 from connector.rules.timed import TimedCoding
 from connector.rules.units import Unit
 
@@ -60,33 +60,42 @@ def code_pushes(
     by_drug: dict[str, list[Service]] = {}
     for item in reported:
         by_drug.setdefault(item.drug.key, []).append(item)
-    seen_at: dict[tuple[str, object], Service] = {}
+    limit = payer.same_drug_min_interval_minutes
+    repeat_facility_only = claim_type is ClaimType.PROFESSIONAL and SAME_DRUG in payer.facility_only_codes
+    units, decisions = out.units, out.decisions
+    # In time order, records charted at the same time are adjacent: remember the drugs seen
+    # at the current time only.
+    seen_at: dict[str, Service] = {}
+    seen_time = None
     for push in sorted(pushes, key=lambda p: (p.start, p.admin.id)):
-        admin = push.admin
-        key = (push.drug.key, push.start)
-        if key in seen_at:
-            twin = seen_at[key]
-            out.decisions.append(
+        admin, kind, drug, start, _, _ = push
+        admin_id, drug_key = admin.id, drug.key
+        if start != seen_time:
+            seen_time = start
+            seen_at.clear()
+        twin = seen_at.get(drug_key)
+        if twin is not None:
+            decisions.append(
                 Decision(
-                    admin.id,
-                    push.kind,
-                    push.drug.key,
+                    admin_id,
+                    kind,
+                    drug_key,
                     Reason.DUPLICATE_RECORD,
                     f"Same drug charted at the same time as {twin.admin.id}: one push.",
                 )
             )
             continue
-        seen_at[key] = push
-        flags = unmapped_flags([push])
-        day = push.start.date()
-        if admin.id in initial_pushes:
-            mods = initial_pushes[admin.id]
+        seen_at[drug_key] = push
+        flags = () if drug.mapped else UNMAPPED
+        day = start.date()
+        mods = initial_pushes.get(admin_id)
+        if mods is not None:
             why = "a separate vascular access site" if mods else why_initial
-            out.units.append(
+            units.append(
                 Unit(
-                    INITIAL[push.kind],
+                    INITIAL[kind],
                     day,
-                    (admin.id,),
+                    (admin_id,),
                     "initial.push",
                     f"Initial IV push {describe(push)}: {why}.",
                     admin.department,
@@ -94,61 +103,64 @@ def code_pushes(
                     flags,
                 )
             )
-            by_drug.setdefault(push.drug.key, []).append(push)
+            by_drug.setdefault(drug_key, []).append(push)
             continue
-        same = by_drug.setdefault(push.drug.key, [])
+        same = by_drug.get(drug_key)
         if not same:
-            out.units.append(
+            units.append(
                 Unit(
-                    NEW_DRUG[push.kind],
+                    NEW_DRUG[kind],
                     day,
-                    (admin.id,),
+                    (admin_id,),
                     "push.new_drug",
                     f"Sequential IV push of a drug not yet reported: {describe(push)}.",
                     admin.department,
-                    flags=flags,
+                    (),
+                    flags,
                 )
             )
-            same.append(push)
+            by_drug[drug_key] = [push]
             continue
-        limit = payer.same_drug_min_interval_minutes
-        near = [(r, _gap_minutes(push, r)) for r in same]
-        blocking = [(r, gap) for r, gap in near if gap <= limit]
-        if blocking:
-            ref, gap = min(blocking, key=lambda item: item[1])
-            out.decisions.append(
+        # The closest reported administration of the drug (the first one at that distance).
+        ref, closest = same[0], _gap_minutes(push, same[0])
+        for other in same[1:]:
+            gap = _gap_minutes(push, other)
+            if gap < closest:
+                ref, closest = other, gap
+        if closest <= limit:
+            decisions.append(
                 Decision(
-                    admin.id,
-                    push.kind,
-                    push.drug.key,
+                    admin_id,
+                    kind,
+                    drug_key,
                     Reason.WITHIN_INTERVAL,
                     f"Within {limit} min of reported {ref.admin.id} at {when(ref.start)} "
-                    f"({max(gap, 0.0):g} min apart): no administration line.",
+                    f"({max(closest, 0.0):g} min apart): no administration line.",
                 )
             )
             continue
-        if claim_type is ClaimType.PROFESSIONAL and SAME_DRUG in payer.facility_only_codes:
-            out.decisions.append(
+        if repeat_facility_only:
+            decisions.append(
                 Decision(
-                    admin.id,
-                    push.kind,
-                    push.drug.key,
+                    admin_id,
+                    kind,
+                    drug_key,
                     Reason.FACILITY_ONLY,
                     "Repeat push of the same drug: 96376 is reported by facilities only.",
                 )
             )
             continue
-        closest = min(gap for _, gap in near)
-        out.units.append(
+        units.append(
             Unit(
                 SAME_DRUG,
                 day,
-                (admin.id,),
+                (admin_id,),
                 "push.same_drug",
-                f"Repeat IV push of {push.drug.key} {describe(push)}, more than {limit} min "
+                f"Repeat IV push of {drug_key} {describe(push)}, more than {limit} min "
                 f"from every reported administration of it (closest {closest:g} min).",
                 admin.department,
-                flags=flags,
+                (),
+                flags,
             )
         )
         same.append(push)

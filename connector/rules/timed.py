@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from connector.model import Decision, Reason, ServiceKind
 from connector.rules import timeline
@@ -47,25 +48,46 @@ def hydration_timeline(
     hydration: Sequence[Service], infusions: Sequence[Service], pushes: Sequence[Service]
 ) -> list[timeline.Interval]:
     """Net hydration time: hydration minus other infusions and documented push minutes."""
-    base = timeline.merge((s.start, s.end) for s in hydration)
+    if not hydration:
+        return []
+    base = timeline.merge([(s.start, s.end) for s in hydration])
     removed = timeline.merge(
         [(s.start, s.end) for s in infusions] + [(s.start, s.end) for s in pushes if s.end > s.start]
     )
     return timeline.subtract(base, removed)
 
 
-def _hours(
-    code: str, members: Sequence[Service], spans: list[timeline.Interval], first: int, count: int, what: str
-) -> list[Unit]:
+class _Group(NamedTuple):
+    """What every unit of one coded group shares: who, where, how long, and its description."""
+
+    members: Sequence[Service]
+    ids: tuple[str, ...]
+    spans: list[timeline.Interval]
+    total: float
+    described: str
+    flags: tuple[str, ...]
+    department: str
+
+
+def _group(members: Sequence[Service], spans: list[timeline.Interval]) -> _Group:
+    return _Group(
+        members,
+        tuple([m.admin.id for m in members]),
+        spans,
+        timeline.minutes(spans),
+        describe_all(members),
+        unmapped_flags(members),
+        members[0].admin.department,
+    )
+
+
+def _hours(code: str, group: _Group, first: int, count: int, what: str) -> list[Unit]:
     if count <= 0:
         return []
-    total = timeline.minutes(spans)
-    ids = tuple(m.admin.id for m in members)
-    reason = f"Hourly units of {what}: {total:g} min in total ({describe_all(members)})."
-    flags = unmapped_flags(members)
-    department = members[0].admin.department
+    reason = f"Hourly units of {what}: {group.total:g} min in total ({group.described})."
+    ids, spans, department, flags = group.ids, group.spans, group.department, group.flags
     return [
-        Unit(code, timeline.day_at(spans, 60.0 * (first + j)), ids, f"hours.{code}", reason, department, flags=flags)
+        Unit(code, timeline.day_at(spans, 60.0 * (first + j)), ids, f"hours.{code}", reason, department, (), flags)
         for j in range(count)
     ]
 
@@ -73,43 +95,36 @@ def _hours(
 def code_infusions(groups: Sequence[Candidate], choice: InitialChoice, modifier: str) -> TimedCoding:
     """Code infusion drug groups: the initial one first, then the rest in time order."""
     out = TimedCoding()
+    if not groups:
+        return out
     seconds = {id(c) for c in choice.second_sites}
     ordered = sorted(groups, key=lambda g: (g is not choice.main, g.start, g.first.admin.id))
     coded: list[tuple[Candidate, list[timeline.Interval]]] = []
     concurrent_used = False
-    for group in ordered:
-        members = group.members
-        spans = timeline.merge((m.start, m.end) for m in members)
-        total = timeline.minutes(spans)
-        ids = tuple(m.admin.id for m in members)
-        dept = members[0].admin.department
-        flags = unmapped_flags(members)
-        day = group.start.date()
-        label = f"the {group.first.drug.key} infusion"
-        if group is choice.main or id(group) in seconds:
-            mods = (modifier,) if id(group) in seconds else ()
-            reason = f"Initial infusion {describe_all(members)}, {total:g} min: {choice.why}."
+    for candidate in ordered:
+        members = candidate.members
+        group = _group(members, timeline.merge([(m.start, m.end) for m in members]))
+        spans, total, ids, dept, flags = group.spans, group.total, group.ids, group.department, group.flags
+        day = candidate.start.date()
+        label = f"the {candidate.first.drug.key} infusion"
+        if candidate is choice.main or id(candidate) in seconds:
+            mods = (modifier,) if id(candidate) in seconds else ()
+            reason = f"Initial infusion {group.described}, {total:g} min: {choice.why}."
             if mods:
-                reason = f"Initial infusion at a separate access site {describe_all(members)}, {total:g} min."
-            out.units.append(Unit(INITIAL[group.kind], day, ids, "initial.infusion", reason, dept, mods, flags))
-            out.units.extend(
-                _hours(ADDITIONAL_HOUR[group.kind], members, spans, 1, timeline.hour_units(total - 60), label)
-            )
+                reason = f"Initial infusion at a separate access site {group.described}, {total:g} min."
+            out.units.append(Unit(INITIAL[candidate.kind], day, ids, "initial.infusion", reason, dept, mods, flags))
+            out.units.extend(_hours(ADDITIONAL_HOUR[candidate.kind], group, 1, timeline.hour_units(total - 60), label))
         else:
             running_with = [c for c, c_spans in coded if timeline.overlaps(spans, c_spans)]
             if running_with:
                 other = running_with[0].first
                 if concurrent_used:
+                    text = (
+                        f"Concurrent infusion: 96368 is reported once per encounter (already used); "
+                        f"runs with {other.admin.id}."
+                    )
                     out.decisions.extend(
-                        Decision(
-                            m.admin.id,
-                            m.kind,
-                            m.drug.key,
-                            Reason.CONCURRENT_LIMIT,
-                            f"Concurrent infusion: 96368 is reported once per encounter (already used); "
-                            f"runs with {other.admin.id}.",
-                        )
-                        for m in members
+                        Decision(m.admin.id, m.kind, m.drug.key, Reason.CONCURRENT_LIMIT, text) for m in members
                     )
                     continue
                 concurrent_used = True
@@ -119,28 +134,29 @@ def code_infusions(groups: Sequence[Candidate], choice: InitialChoice, modifier:
                         day,
                         ids,
                         "concurrent.infusion",
-                        f"Concurrent infusion {describe_all(members)} running with "
-                        f"{other.admin.id} ({other.drug.key}).",
+                        f"Concurrent infusion {group.described} running with {other.admin.id} ({other.drug.key}).",
                         dept,
-                        flags=flags,
+                        (),
+                        flags,
                     )
                 )
             else:
                 out.units.append(
                     Unit(
-                        SEQUENTIAL[group.kind],
+                        SEQUENTIAL[candidate.kind],
                         day,
                         ids,
                         "sequential.infusion",
-                        f"Sequential infusion of a new drug {describe_all(members)}, {total:g} min.",
+                        f"Sequential infusion of a new drug {group.described}, {total:g} min.",
                         dept,
-                        flags=flags,
+                        (),
+                        flags,
                     )
                 )
                 out.units.extend(
-                    _hours(ADDITIONAL_HOUR[group.kind], members, spans, 1, timeline.hour_units(total - 60), label)
+                    _hours(ADDITIONAL_HOUR[candidate.kind], group, 1, timeline.hour_units(total - 60), label)
                 )
-        coded.append((group, spans))
+        coded.append((candidate, spans))
         out.reported.extend(members)
     return out
 
@@ -152,31 +168,25 @@ def code_hydration(members: Sequence[Service], spans: list[timeline.Interval], i
         return out
     total = timeline.minutes(spans)
     if total < HYDRATION_MIN_MINUTES:
+        text = f"Hydration of {total:g} net minutes: reportable only from 31 minutes."
         out.decisions.extend(
-            Decision(
-                m.admin.id,
-                ServiceKind.HYDRATION,
-                m.drug.key,
-                Reason.HYDRATION_UNDER_31,
-                f"Hydration of {total:g} net minutes: reportable only from 31 minutes.",
-            )
-            for m in members
+            Decision(m.admin.id, ServiceKind.HYDRATION, m.drug.key, Reason.HYDRATION_UNDER_31, text) for m in members
         )
         return out
-    ids = tuple(m.admin.id for m in members)
+    group = _group(members, spans)
     if is_initial:
         out.units.append(
             Unit(
                 HYDRATION_INITIAL,
                 timeline.day_at(spans, 0),
-                ids,
+                group.ids,
                 "initial.hydration",
-                f"Initial hydration {describe_all(members)}, {total:g} net min: no higher service.",
-                members[0].admin.department,
+                f"Initial hydration {group.described}, {total:g} net min: no higher service.",
+                group.department,
             )
         )
-        out.units.extend(_hours(HYDRATION_HOUR, members, spans, 1, timeline.hour_units(total - 60), "hydration"))
+        out.units.extend(_hours(HYDRATION_HOUR, group, 1, timeline.hour_units(total - 60), "hydration"))
     else:
-        out.units.extend(_hours(HYDRATION_HOUR, members, spans, 0, timeline.hour_units(total), "secondary hydration"))
+        out.units.extend(_hours(HYDRATION_HOUR, group, 0, timeline.hour_units(total), "secondary hydration"))
     out.reported.extend(members)
     return out

@@ -20,7 +20,7 @@ UNIT_THRESHOLD_MINUTES = 30.0  # a partial hour counts when it is *more than* 30
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
     """Union of intervals, sorted, with overlapping or touching ones merged."""
     merged: list[Interval] = []
-    for start, end in sorted(i for i in intervals if i[1] > i[0]):
+    for start, end in sorted([i for i in intervals if i[1] > i[0]]):
         if merged and start <= merged[-1][1]:
             if end > merged[-1][1]:
                 merged[-1] = (merged[-1][0], end)
@@ -49,12 +49,16 @@ def subtract(base: list[Interval], removed: list[Interval]) -> list[Interval]:
 
 def overlaps(left: list[Interval], right: list[Interval]) -> bool:
     """Whether two merged timelines share any positive length of time."""
-    return any(a_start < b_end and b_start < a_end for a_start, a_end in left for b_start, b_end in right)
+    for a_start, a_end in left:
+        for b_start, b_end in right:
+            if a_start < b_end and b_start < a_end:
+                return True
+    return False
 
 
 def minutes(intervals: list[Interval]) -> float:
     """Total minutes covered by merged intervals."""
-    return sum((end - start).total_seconds() for start, end in intervals) / 60.0
+    return sum([(end - start).total_seconds() for start, end in intervals]) / 60.0
 
 
 def hour_units(total_minutes: float) -> int:
