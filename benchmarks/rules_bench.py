@@ -8,6 +8,7 @@ themselves cost. Growth: time per administration at 200 vs 20 shows the n log n 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from connector.model import Encounter
@@ -53,3 +54,18 @@ def run(quick: bool = False) -> dict[str, Any]:
     per_admin_200 = 1 / results["rules_200"]["administrations_per_s"]
     results["growth_per_administration_200_vs_20"] = round(per_admin_200 / per_admin_20, 2)
     return results
+
+
+def rows(results: dict[str, Any]) -> Iterator[tuple[str, str, int, str, int, float, str]]:
+    """Table rows: (group, benchmark, encounters/s, baseline, baseline/s, ratio, note)."""
+    for name, row in results.items():
+        if isinstance(row, dict):
+            yield (
+                "rules",
+                f"evaluate, {row['administrations_per_encounter']} adm/encounter",
+                row["encounters_per_s"],
+                "sort + resolve drugs",
+                row["baseline_sort_and_resolve_encounters_per_s"],
+                row["ratio_to_baseline"],
+                f"{row['administrations_per_s']} adm/s, {row['ms_per_1000_encounters']} ms/1k enc ({name})",
+            )

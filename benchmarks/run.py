@@ -1,39 +1,96 @@
-"""``make bench`` / ``make bench-quick``: run the benchmarks, print a table, write latest.json."""
+"""``make bench`` / ``make bench-quick``: run the benchmarks, print one table, write latest.json.
+
+Sections: rules (``evaluate``), adapters (HL7 v2 and FHIR parsers against their floors) and
+replay (``ivpush replay`` on synthetic archives against ``cat`` and the parse step). Every
+ratio is against a baseline measured in the same run; the machine's load and a calibration
+loop are recorded beside the figures, since the machines are shared and noisy.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
+import time
+import timeit
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from benchmarks import rules_bench
+from benchmarks import adapters_bench, replay_bench, rules_bench
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+Row = tuple[str, str, int, str, int, float, str]
+SECTIONS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any]], Iterator[Row]]]] = {
+    "rules": (rules_bench.run, rules_bench.rows),
+    "adapters": (adapters_bench.run, adapters_bench.rows),
+    "replay": (replay_bench.run, replay_bench.rows),
+}
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on, and how busy it was."""
+    calibration = min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000
+    return {
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "calibration_sum_range_1000_us": round(calibration * 1e6, 1),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "rss_method": replay_bench.RSS_METHOD,
+    }
+
+
+def print_table(report: dict[str, Any]) -> None:
+    """One table for all sections: rate, the baseline it is compared with, the ratio."""
+    header = f"{'section':<22} {'benchmark':<42} {'per s':>9}  {'baseline':<30} {'per s':>9} {'ratio':>8}  note"
+    print(header)
+    print("-" * len(header))
+    for name, (_, rows) in SECTIONS.items():
+        if name not in report:
+            continue
+        for section, bench, rate, baseline, baseline_rate, ratio, note in rows(report[name]):
+            base = f"{baseline_rate:>9}" if baseline else " " * 9
+            print(f"{section:<22} {bench:<42} {rate:>9}  {baseline:<30} {base} {ratio:>8}  {note}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller runs, under a minute")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small corpora, no 1M archives: under a minute")
+    parser.add_argument("--only", choices=list(SECTIONS), nargs="+", help="run only these sections")
     args = parser.parse_args()
-    report = {"machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()}}
-    report["rules"] = rules_bench.run(quick=args.quick)
+    report: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine()}
+    seconds: dict[str, float] = {}
+    parent_rss: dict[str, float] = {}
+    for name, (measure, _) in SECTIONS.items():
+        if args.only and name not in args.only:
+            continue
+        started = time.perf_counter()
+        report[name] = measure(quick=args.quick)
+        seconds[name] = round(time.perf_counter() - started, 1)
+        parent_rss[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["seconds"] = seconds
+    report["bench_process_peak_rss_mb_after"] = parent_rss  # this process, not the measured children
+    print_table(report)
+    rules = report.get("rules")
+    if rules:
+        print(
+            f"rules: cost per administration, 200 vs 20 per encounter: x{rules['growth_per_administration_200_vs_20']}"
+        )
+    m = report["machine"]
     print(
-        f"{'benchmark':<12} {'adm/enc':>8} {'enc/s':>9} {'adm/s':>10} {'ms/1k enc':>10} "
-        f"{'baseline enc/s':>15} {'ratio':>6}"
-    )
-    for name, row in report["rules"].items():
-        if isinstance(row, dict):
-            print(
-                f"{name:<12} {row['administrations_per_encounter']:>8} {row['encounters_per_s']:>9} "
-                f"{row['administrations_per_s']:>10} {row['ms_per_1000_encounters']:>10} "
-                f"{row['baseline_sort_and_resolve_encounters_per_s']:>15} {row['ratio_to_baseline']:>6}"
-            )
-    print(
-        f"cost per administration, 200 vs 20 per encounter: x{report['rules']['growth_per_administration_200_vs_20']}"
+        f"machine: {m['cores']} cores, load {m['load_average_at_start']} -> {m['load_average_at_end']}, "
+        f"sum(range(1000)) {m['calibration_sum_range_1000_us']} us; sections took {seconds} s"
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(report, indent=2) + "\n"
+    RESULTS.write_text(text, encoding="utf-8")
+    if not args.only:  # the last complete run of each mode stays beside latest.json
+        (RESULTS.parent / f"{report['mode']}.json").write_text(text, encoding="utf-8")
     print(f"wrote {RESULTS}")
 
 

@@ -12,6 +12,7 @@ from connector.cli.explain import explain
 from connector.cli.live_demo import live_demo
 from connector.cli.publish import publish
 from connector.cli.replay import replay
+from connector.cli.synth import synth
 from connector.cli.topology import topology
 
 
@@ -29,6 +30,7 @@ cli.add_command(consume)
 cli.add_command(topology)
 cli.add_command(publish)
 cli.add_command(live_demo)
+cli.add_command(synth)
 
 
 def main() -> None:

@@ -77,7 +77,7 @@ def classify(encounter: Encounter, policy: Policy) -> Classified:
     for admin in encounter.administrations:
         drug_sent, route, method, start = admin.drug, admin.route, admin.method, admin.start
         day = start.date()
-        # Exactly what a profile depends on, as plain values (tuples hash in C, CodedValue does not).
+        # Exactly what a profile depends on, as plain values (cheaper to hash than CodedValue objects).
         key = (drug_sent.text, drug_sent.codings, route.text, route.codings, method.text, method.codings,
                admin.contexts, day)  # fmt: skip
         profile: Profile | None = memo.get(key)

@@ -1,0 +1,323 @@
+"""Replay: records/s and peak RSS of ``ivpush replay`` on synthetic HL7 v2 and FHIR archives.
+
+For each format and size, a seeded archive is written to a temp dir (``connector.synth_render``)
+and three programs read it, each in its own process so that its peak RSS is its own (taken
+from ``os.wait4``'s rusage of that child):
+
+- ``cat FILE > /dev/null``: the I/O floor (run twice, the faster run kept: page cache warm).
+- ``parse``: ``read_records`` + the adapter for each record (``parse_record``), nothing else;
+  timed inside the child, after imports and policy load.
+- ``replay``: ``ivpush replay FILE --state <tmp>/state.db --out /dev/null --zone
+  America/New_York``: adapters, SQLite state, rules, deltas, JSON output. Timed from outside;
+  the ``net`` rate subtracts the start-up of ``ivpush --version`` (interpreter and imports,
+  measured in the same run), so small archives are not dominated by it.
+
+Rates per CPU-second (user + system time of the child, start-up subtracted likewise) are the
+per-core figures: each program is single-threaded. Targets (reported, never asserted): replay
+≥ 10,000 HL7 records/s and ≥ 2,000 FHIR records/s per core with SQLite state; peak RSS
+< 300 MB at 1M records.
+
+``python -m benchmarks.replay_bench parse FILE`` is the parse child.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connector.adapters.archive import DEFAULT_MAX_BYTES, read_records
+from connector.adapters.dispatch import parse_record
+from connector.adapters.errors import AdapterError
+from connector.bootstrap import local_zone
+from connector.policy.loader import load_policy
+from connector.synth_render import write_feed
+
+ROOT = Path(__file__).resolve().parent.parent
+ZONE_NAME = "America/New_York"
+SEEDS = {"hl7": 301, "fhir": 302}
+EXTENSIONS = {"hl7": "hl7", "fhir": "ndjson"}
+TARGET_RECORDS_PER_S = {"hl7": 10_000, "fhir": 2_000}
+TARGET_PEAK_RSS_MB = 300
+RSS_TARGET_AT = 1_000_000
+LARGE_BATCH = 5_000  # also replayed with --batch-size 5000 (default 500), on archives up to:
+LARGE_BATCH_UP_TO = 100_000
+
+
+@dataclass(frozen=True)
+class Child:
+    """One finished child process: wall and CPU seconds, peak RSS, exit status and output."""
+
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    status: int
+    stdout: str
+    stderr: str
+
+
+_SPAWNER = """import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as report:
+    report.write(f"{usage.ru_maxrss} {usage.ru_utime} {usage.ru_stime} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
+def _gnu_time() -> str | None:
+    path = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    if path is None:
+        return None
+    probe = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+    return path if "GNU" in probe.stdout + probe.stderr else None
+
+
+GNU_TIME = _gnu_time()
+RSS_METHOD = (
+    "GNU time %M (the child's own peak; ~1 MB of time's pages)"
+    if GNU_TIME
+    else "wait4 in a python -S spawner (the child's own peak, at least the spawner's ~8 MB)"
+)
+
+
+def run_child(command: list[str]) -> Child:
+    """Run a command to completion and take its own peak RSS and CPU time.
+
+    Not ``os.wait4``/``RUSAGE_CHILDREN`` of this process: Linux folds the *parent's* peak
+    RSS into a child's ``ru_maxrss`` when the child execs (a ``true`` spawned from a 500 MB
+    Python reports 513 MB). A small intermediate (GNU time, else a ``python -S`` spawner)
+    forks and waits for the command, so the figure is the command's own.
+    """
+    with tempfile.TemporaryDirectory() as scratch, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        report = Path(scratch) / "rusage"
+        wrapper = (
+            [GNU_TIME, "-f", "%M %U %S %x", "-o", str(report)]
+            if GNU_TIME
+            else [sys.executable, "-S", "-c", _SPAWNER, str(report)]
+        )
+        started = time.perf_counter()
+        subprocess.run([*wrapper, *command], stdout=out, stderr=err, cwd=ROOT, check=False)
+        wall = time.perf_counter() - started
+        fields = report.read_text().strip().splitlines()[-1].split()
+        out.seek(0)
+        err.seek(0)
+        return Child(
+            wall,
+            float(fields[1]) + float(fields[2]),
+            int(fields[0]) / 1024,  # kB on Linux
+            int(fields[3]),
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
+
+
+def _ivpush() -> list[str]:
+    script = Path(sys.executable).parent / "ivpush"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from connector.cli.main import main; main()"]
+
+
+def _checked(child: Child, what: str) -> Child:
+    if child.status != 0:
+        raise RuntimeError(f"{what} exited {child.status}: {child.stderr[-2000:]}")
+    return child
+
+
+def _summary_count(summary: str, label: str) -> int:
+    found = re.search(rf"{label}: (\d+)", summary)
+    return int(found.group(1)) if found else -1
+
+
+def _measure(fmt: str, size: int, scratch: Path, startup: Child) -> dict[str, Any]:
+    archive = scratch / f"{fmt}-{size}.{EXTENSIONS[fmt]}"
+    started = time.perf_counter()
+    with archive.open("wb") as out:
+        stats = write_feed(out, fmt, SEEDS[fmt], limit=size)
+    generated_s = time.perf_counter() - started
+    count = stats.records
+    cat = min((_checked(run_child(["cat", str(archive)]), "cat") for _ in range(2)), key=lambda c: c.wall_s)
+    parse = _checked(
+        run_child([sys.executable, "-m", "benchmarks.replay_bench", "parse", str(archive), "--zone", ZONE_NAME]),
+        "parse",
+    )
+    parsed = json.loads(parse.stdout)
+    state = scratch / "state.db"
+    command = [*_ivpush(), "replay", str(archive), "--state", str(state), "--out", os.devnull, "--zone", ZONE_NAME]
+    replay = _checked(run_child(command), "ivpush replay")
+    net_s = max(replay.wall_s - startup.wall_s, 1e-9)
+    net_cpu_s = max(replay.cpu_s - startup.cpu_s, 1e-9)
+    replay_rate = count / net_s
+    result: dict[str, Any] = {
+        "records": count,
+        "encounters": stats.encounters,
+        "archive_mb": round(stats.bytes / 1e6, 1),
+        "generate_records_per_s": round(count / generated_s),
+        "cat": {
+            "seconds": round(cat.wall_s, 3),
+            "records_per_s": round(count / cat.wall_s),
+            "mb_per_s": round(stats.bytes / 1e6 / cat.wall_s),
+            "peak_rss_mb": round(cat.peak_rss_mb, 1),
+        },
+        "parse": {
+            "loop_seconds": round(parsed["seconds"], 2),
+            "wall_seconds": round(parse.wall_s, 2),
+            "records_per_s": round(count / parsed["seconds"]),
+            "records_per_cpu_s": round(count / max(parsed["cpu_seconds"], 1e-9)),
+            "peak_rss_mb": round(parse.peak_rss_mb, 1),
+            "rejects": parsed["rejects"],
+        },
+        "replay": {
+            "wall_seconds": round(replay.wall_s, 2),
+            "net_seconds": round(net_s, 2),
+            "records_per_s": round(replay_rate),
+            "records_per_cpu_s": round(count / net_cpu_s),
+            "peak_rss_mb": round(replay.peak_rss_mb, 1),
+            "records_read": _summary_count(replay.stderr, "records read"),
+            "rejects": _summary_count(replay.stderr, "rejects"),
+            "charge_messages": _summary_count(replay.stderr, "charge messages"),
+            "state_db_mb": round(state.stat().st_size / 1e6, 1) if state.exists() else 0.0,
+            "target_records_per_s": TARGET_RECORDS_PER_S[fmt],
+            "meets_rate_target": count / net_cpu_s >= TARGET_RECORDS_PER_S[fmt],
+        },
+        "ratio_replay_to_parse": round(replay_rate / (count / parsed["seconds"]), 3),
+        "ratio_replay_to_cat": round(replay_rate / (count / cat.wall_s), 5),
+    }
+    if size >= RSS_TARGET_AT:
+        result["replay"]["meets_rss_target"] = replay.peak_rss_mb < TARGET_PEAK_RSS_MB
+    if size <= LARGE_BATCH_UP_TO:
+        for path in scratch.glob("state.db*"):
+            path.unlink()
+        large = _checked(run_child([*command, "--batch-size", str(LARGE_BATCH)]), "ivpush replay --batch-size")
+        large_cpu_s = max(large.cpu_s - startup.cpu_s, 1e-9)
+        result["replay_large_batch"] = {
+            "batch_size": LARGE_BATCH,
+            "net_seconds": round(large.wall_s - startup.wall_s, 2),
+            "records_per_s": round(count / max(large.wall_s - startup.wall_s, 1e-9)),
+            "records_per_cpu_s": round(count / large_cpu_s),
+            "peak_rss_mb": round(large.peak_rss_mb, 1),
+            "rejects": _summary_count(large.stderr, "rejects"),
+            "charge_messages": _summary_count(large.stderr, "charge messages"),
+        }
+    for path in scratch.iterdir():
+        path.unlink()
+    return result
+
+
+def run(quick: bool = False, sizes: list[int] | None = None) -> dict[str, Any]:
+    """Measure and return the replay figures (quick: small archives; full: 100k and 1M records)."""
+    if sizes is None:
+        sizes = [4_000] if quick else [100_000, 1_000_000]
+    startup = run_child([*_ivpush(), "--version"])
+    results: dict[str, Any] = {
+        "startup": {
+            "command": "ivpush --version",
+            "wall_seconds": round(startup.wall_s, 2),
+            "cpu_seconds": round(startup.cpu_s, 2),
+            "peak_rss_mb": round(startup.peak_rss_mb, 1),
+        },
+        "rss_method": RSS_METHOD,
+    }
+    scratch = Path(tempfile.mkdtemp(prefix="ivpush-bench-"))
+    try:
+        for size in sizes:
+            for fmt in ("hl7", "fhir"):
+                results[f"{fmt}_{size}"] = _measure(fmt, size, scratch, startup)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return results
+
+
+def rows(results: dict[str, Any]) -> Iterator[tuple[str, str, int, str, int, float, str]]:
+    """Table rows: (group, benchmark, records/s, baseline, baseline/s, ratio, note)."""
+    for name, row in results.items():
+        if not isinstance(row, dict) or name == "startup":
+            continue
+        group = f"replay {name}"
+        cat, parse, replay = row["cat"], row["parse"], row["replay"]
+        yield group, "cat > /dev/null (floor)", cat["records_per_s"], "", 0, 1.0, f"{cat['mb_per_s']} MB/s"
+        yield (
+            group,
+            "read_records + parse",
+            parse["records_per_s"],
+            "cat",
+            cat["records_per_s"],
+            round(parse["records_per_s"] / cat["records_per_s"], 5),
+            f"{parse['records_per_cpu_s']}/cpu-s, RSS {parse['peak_rss_mb']:.0f} MB, rejects {parse['rejects']}",
+        )
+        met = "meets" if replay["meets_rate_target"] else "below"
+        rss = ""
+        if "meets_rss_target" in replay:
+            rss = f" (<{TARGET_PEAK_RSS_MB} MB: {'yes' if replay['meets_rss_target'] else 'NO'})"
+        yield (
+            group,
+            "ivpush replay (net of start-up)",
+            replay["records_per_s"],
+            "parse",
+            parse["records_per_s"],
+            row["ratio_replay_to_parse"],
+            f"{replay['records_per_cpu_s']}/cpu-s ({met} {replay['target_records_per_s']}), "
+            f"RSS {replay['peak_rss_mb']:.0f} MB{rss}, rejects {replay['rejects']}",
+        )
+        large = row.get("replay_large_batch")
+        if large:
+            met = "meets" if large["records_per_cpu_s"] >= replay["target_records_per_s"] else "below"
+            yield (
+                group,
+                f"ivpush replay --batch-size {large['batch_size']}",
+                large["records_per_s"],
+                "parse",
+                parse["records_per_s"],
+                round(large["records_per_s"] / parse["records_per_s"], 3),
+                f"{large['records_per_cpu_s']}/cpu-s ({met} {replay['target_records_per_s']}), "
+                f"RSS {large['peak_rss_mb']:.0f} MB, rejects {large['rejects']}",
+            )
+
+
+def _parse_child(path: str, zone_name: str) -> None:
+    """Read and parse every record of an archive; print counts and the loop's own timing."""
+    policy = load_policy()
+    zone = local_zone(zone_name)
+    count = rejects = 0
+    cpu_started = time.process_time()
+    started = time.perf_counter()
+    for record in read_records([path]):
+        count += 1
+        try:
+            parse_record(record, policy, zone, DEFAULT_MAX_BYTES)
+        except AdapterError:
+            rejects += 1
+    seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
+    print(json.dumps({"records": count, "rejects": rejects, "seconds": seconds, "cpu_seconds": cpu_seconds}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    parse = commands.add_parser("parse", help="the parse child: read_records + parse_record over one archive")
+    parse.add_argument("path")
+    parse.add_argument("--zone", default=ZONE_NAME)
+    sized = commands.add_parser("run", help="run the replay benchmark alone")
+    sized.add_argument("--sizes", type=int, nargs="+", default=[4_000])
+    args = parser.parse_args()
+    if args.command == "parse":
+        _parse_child(args.path, args.zone)
+    else:
+        print(json.dumps(run(sizes=args.sizes), indent=2))
+
+
+if __name__ == "__main__":
+    main()
