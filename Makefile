@@ -51,9 +51,11 @@ unit: setup
 	$(BIN)/pytest tests/unit
 
 bench: setup
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m benchmarks.run
 
 bench-quick: setup
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m benchmarks.run --quick
 
 clean:
