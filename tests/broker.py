@@ -282,6 +282,15 @@ def publish_inputs(
 # --- consumer processes -----------------------------------------------------------------------
 
 
+def consumer_argv(topology: Topology, workdir: Path, extra: Iterable[str]) -> list[str]:
+    """``ivpush consume`` arguments shared by subprocess and forked consumers."""
+    formats = [arg for fmt in topology.formats for arg in ("--format", fmt)]
+    return [
+        "--prefix", topology.prefix, "--state", str(workdir / "state.db"), "--idle-seconds", "0",
+        "--reconnect-max", "2", "--retry-max", "1", *formats, *extra,
+    ]  # fmt: skip
+
+
 @dataclass
 class ConsumerProcess:
     """``python -m connector.cli.consume`` against a test topology, its log in a file."""
@@ -300,23 +309,11 @@ class ConsumerProcess:
 
     def start(self, **env: str) -> ConsumerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        formats = [arg for fmt in self.topology.formats for arg in ("--format", fmt)]
         command = [
             sys.executable,
             "-m",
             "connector.cli.consume",
-            "--prefix",
-            self.topology.prefix,
-            "--state",
-            str(self.workdir / "state.db"),
-            "--idle-seconds",
-            "0",
-            "--reconnect-max",
-            "2",
-            "--retry-max",
-            "1",
-            *formats,
-            *self.args,
+            *consumer_argv(self.topology, self.workdir, self.args),
         ]
         self.runs += 1
         with self.log_path.open("ab") as log:
@@ -480,21 +477,7 @@ class ForkedConsumer:
         self.runs += 1
         with self.log_path.open("a") as log:
             log.write(f"--- run {self.runs} {env}\n")
-        formats = [arg for fmt in self.topology.formats for arg in ("--format", fmt)]
-        argv = [
-            "--prefix",
-            self.topology.prefix,
-            "--state",
-            str(self.workdir / "state.db"),
-            "--idle-seconds",
-            "0",
-            "--reconnect-max",
-            "2",
-            "--retry-max",
-            "1",
-            *formats,
-            *self.args,
-        ]
+        argv = consumer_argv(self.topology, self.workdir, self.args)
         environment = self.broker.env(**env)
         sys.stdout.flush()
         sys.stderr.flush()
