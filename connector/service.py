@@ -84,7 +84,9 @@ class Service:
         """Apply a batch of parsed inputs in one transaction."""
         outcome = Outcome()
         now = self.clock()
+        records = list(records)
         with self.store.transaction() as tx:
+            tx.lock(_encounter_keys(records))
             touched: dict[str, EncounterState] = {}
             for record in records:
                 outcome.inputs += 1
@@ -102,7 +104,9 @@ class Service:
         outcome = Outcome()
         now = self.clock()
         with self.store.transaction() as tx:
-            for key in keys if keys is not None else tx.open_encounters(idle_before):
+            chosen = sorted(set(keys)) if keys is not None else tx.open_encounters(idle_before)
+            tx.lock(chosen)
+            for key in chosen:
                 state = tx.get(key)
                 if state is None or state.encounter.closed:
                     continue
@@ -162,6 +166,13 @@ class Service:
                 state = replace(state, messages=state.messages + 1)
                 outcome.count(charge)
         tx.put(state)
+
+
+def _encounter_keys(records: Iterable[ParsedRecord]) -> list[str]:
+    """Every encounter a batch may change, sorted (the order locks are taken in)."""
+    keys = {event.encounter.key for record in records for event in record.encounter_events}
+    keys.update(admin.encounter_key for record in records for admin in record.administrations)
+    return sorted(keys)
 
 
 def net_lines(messages: Iterable[ChargeMessage]) -> dict[str, ChargeLine]:

@@ -42,6 +42,15 @@ class OutboxRow:
 class Transaction(Protocol):
     """Reads and writes inside one atomic unit of work."""
 
+    def lock(self, encounter_keys: Iterable[str]) -> None:
+        """Serialise this unit of work with others touching the same encounters.
+
+        Called once, first, with every encounter the unit may change, so that a shared store
+        (PostgreSQL, several consumers) can take its locks in one sorted pass and never
+        deadlock. Single-writer stores (SQLite, memory) need nothing.
+        """
+        ...
+
     def is_seen(self, dedup_key: str) -> bool:
         """Whether this input was already processed."""
         ...

@@ -29,6 +29,9 @@ class MemoryTransaction:
         self._emitted: dict[str, dict[str, ChargeLine]] = {}
         self._outbox: dict[tuple[str, str], OutboxRow] = {}
 
+    def lock(self, encounter_keys: Iterable[str]) -> None:
+        """Nothing to do: one process owns the data."""
+
     def is_seen(self, dedup_key: str) -> bool:
         """Whether this input was already processed."""
         return dedup_key in self._seen or dedup_key in self._data.seen

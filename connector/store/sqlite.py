@@ -54,6 +54,9 @@ class SqliteTransaction:
         self._db = db
         self._loaded: dict[str, dict[str, Administration]] = {}
 
+    def lock(self, encounter_keys: Iterable[str]) -> None:
+        """Nothing to do: SQLite's write lock already serialises whole transactions."""
+
     def is_seen(self, dedup_key: str) -> bool:
         """Whether this input was already processed."""
         return self._db.execute("SELECT 1 FROM seen WHERE dedup_key = ?", (dedup_key,)).fetchone() is not None

@@ -1,0 +1,1 @@
+"""Operations: metrics, health endpoints and structured logs (the imperative shell)."""
