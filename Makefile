@@ -14,6 +14,17 @@ BROKER_UP = started=; trap '[ -n "$$started" ] && $(RMQ) stop; exit 130' INT TER
 	fi; \
 	if $(RMQ) status >/dev/null 2>&1; then set -a; . ./$(RMQ_ENV); set +a; fi
 BROKER_DOWN = if [ -n "$$started" ]; then $(RMQ) stop; fi
+# Same for a throwaway PostgreSQL cluster (deploy/local/postgres.sh: Debian's server on loopback,
+# port 45432, files under .local/postgres) for the PostgreSQL store's tests; without one they skip
+# (fail under CI).
+PG     := deploy/local/postgres.sh
+PG_ENV := $(or $(IVPUSH_POSTGRES_DIR),.local/postgres)/env
+PG_UP = pg_started=; trap '[ -n "$$pg_started" ] && $(PG) stop; [ -n "$$started" ] && $(RMQ) stop; exit 130' INT TERM; \
+	if ! $(PG) status >/dev/null 2>&1; then \
+	  if $(PG) start >/dev/null; then pg_started=1; else echo "no local PostgreSQL (see above)" >&2; fi; \
+	fi; \
+	if $(PG) status >/dev/null 2>&1; then set -a; . ./$(PG_ENV); set +a; fi
+PG_DOWN = if [ -n "$$pg_started" ]; then $(PG) stop; fi
 
 .PHONY: setup demo test lint typecheck contracts unit bench bench-quick clean
 
@@ -34,9 +45,9 @@ demo: setup
 	else echo "no broker: replaying the feeds without one" >&2; $(BIN)/ivpush demo; status=$$?; fi; \
 	$(BROKER_DOWN); exit $$status
 
-## test: set up and pass the whole suite (lint, types, purity contracts, tests; bus tests on a local RabbitMQ)
+## test: set up and pass the whole suite (lint, types, purity contracts, tests; bus tests on a local RabbitMQ, store tests on a local PostgreSQL)
 test: lint typecheck contracts
-	@$(BROKER_UP); $(BIN)/pytest; status=$$?; $(BROKER_DOWN); exit $$status
+	@$(BROKER_UP); $(PG_UP); $(BIN)/pytest; status=$$?; $(PG_DOWN); $(BROKER_DOWN); exit $$status
 
 lint: setup
 	$(BIN)/ruff check connector tests benchmarks
@@ -60,3 +71,8 @@ bench-quick: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+## deploy-check: only the deploy/ checks (Helm render + lint, Kubernetes schemas, compose config, hadolint, RabbitMQ files)
+.PHONY: deploy-check
+deploy-check: setup
+	$(BIN)/pytest tests/integration/test_deploy.py

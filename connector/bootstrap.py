@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 from collections.abc import Iterable
 from datetime import tzinfo
 from functools import partial
@@ -14,10 +16,16 @@ from connector.emitters.dft import DftSettings
 from connector.policy.loader import load_policy
 from connector.policy.model import Policy
 from connector.service import Renderer
+from connector.store.base import Store
+from connector.store.memory import MemoryStore
+from connector.store.sqlite import SqliteStore
 
 MAPPINGS_ENV = "IVPUSH_MAPPINGS"
 ZONE_ENV = "IVPUSH_TIMEZONE"
 FORMATS = ("json", "dft", "chargeitem")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+_PARAM_PASSWORD = re.compile(r"(password=)[^&\s]*", re.IGNORECASE)
 
 
 def policy_from_settings(mappings_dir: Path | None = None) -> Policy:
@@ -56,3 +64,41 @@ def local_zone(name: str | None) -> tzinfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise ValueError(f"unknown time zone '{name}'") from error
+
+
+class StoreOpenError(RuntimeError):
+    """The state store named by ``--state``/``IVPUSH_STATE`` cannot be opened (the message says why)."""
+
+
+def store_label(spec: str) -> str:
+    """The store spec for logs and messages, any password masked."""
+    return _PARAM_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", spec))
+
+
+def open_store(spec: str) -> Store:
+    """The state store a spec names: ``postgresql://``/``postgres://`` URL, ``:memory:``, or a SQLite path.
+
+    The PostgreSQL store is imported only for a URL, so the ``postgres`` extra (psycopg) stays
+    optional.
+
+    Raises:
+        StoreOpenError: psycopg is missing, the server is unreachable, the schema is newer than
+            this code, or the SQLite file cannot be opened.
+    """
+    if spec.startswith(POSTGRES_SCHEMES):
+        try:
+            from connector.store.postgres import PostgresStore  # noqa: PLC0415 - the optional extra
+        except ImportError as error:
+            raise StoreOpenError(
+                f"a PostgreSQL state ({store_label(spec)}) needs psycopg: pip install 'ivpush[postgres]'"
+            ) from error
+        try:
+            return PostgresStore(spec)
+        except (OSError, RuntimeError) as error:  # StoreUnavailable, SchemaTooNew
+            raise StoreOpenError(f"cannot open the PostgreSQL state {store_label(spec)}: {error}") from error
+    if spec == ":memory:":
+        return MemoryStore()
+    try:
+        return SqliteStore(spec)
+    except sqlite3.Error as error:
+        raise StoreOpenError(f"cannot open the SQLite state file {spec}: {error}") from error

@@ -62,6 +62,7 @@ class Outcome:
     events: int = 0
     messages: int = 0
     lines: dict[str, int] = field(default_factory=dict)
+    duplicate_keys: list[str] = field(default_factory=list)  # which inputs were duplicates (metrics by type)
 
     def count(self, emitted: ChargeMessage) -> None:
         """Count a message's line actions by ``action:code``."""
@@ -92,6 +93,7 @@ class Service:
                 outcome.inputs += 1
                 if tx.is_seen(record.dedup_key):
                     outcome.duplicates += 1
+                    outcome.duplicate_keys.append(record.dedup_key)
                     continue
                 tx.mark_seen(record.dedup_key)
                 self._apply(tx, record, touched, now, outcome)

@@ -51,6 +51,15 @@ OWN_PORT = "46672"  # a node started by the tests themselves (make test's node u
 
 
 FIGURES: list[str] = []  # shown at the end of the run by tests/e2e/conftest.py
+# Every consumer log file of the session (ConsumerProcess, ForkedConsumer): the PHI log scan
+# (tests/e2e/test_metrics_and_logs.py, run last) reads them all.
+CONSUMER_LOGS: list[Path] = []
+
+
+def register_log(path: Path) -> None:
+    """Add a consumer log to the session's PHI scan."""
+    if path not in CONSUMER_LOGS:
+        CONSUMER_LOGS.append(path)
 
 
 def record_figures(text: str) -> None:
@@ -110,7 +119,8 @@ class LocalBroker:
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for an ivpush process against this node."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("IVPUSH_")}
-        return {**env, "IVPUSH_AMQP_URL": self.url, "PYTHONUNBUFFERED": "1", **extra}
+        # metrics endpoint off unless a test asks for one: parallel consumers would share port 9464
+        return {**env, "IVPUSH_AMQP_URL": self.url, "PYTHONUNBUFFERED": "1", "IVPUSH_METRICS_PORT": "0", **extra}
 
     def blocking(self) -> pika.BlockingConnection:
         return pika.BlockingConnection(pika.URLParameters(self.url))
@@ -316,6 +326,7 @@ class ConsumerProcess:
             *consumer_argv(self.topology, self.workdir, self.args),
         ]
         self.runs += 1
+        register_log(self.log_path)
         with self.log_path.open("ab") as log:
             log.write(f"--- run {self.runs} {env}\n".encode())
             log.flush()
@@ -475,6 +486,7 @@ class ForkedConsumer:
     def start(self, **env: str) -> ForkedConsumer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.runs += 1
+        register_log(self.log_path)
         with self.log_path.open("a") as log:
             log.write(f"--- run {self.runs} {env}\n")
         argv = consumer_argv(self.topology, self.workdir, self.args)

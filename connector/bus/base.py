@@ -76,12 +76,15 @@ class PublishReport:
         returned: Unroutable (``mandatory``): the broker returned it; retry later.
         nacked: The broker refused it (``basic.nack``); retry later.
         unconfirmed: No answer before the deadline or the connection was lost: unknown.
+        confirm_seconds: Seconds from publish to confirm of each confirmed message, when the
+            bus measures it (metrics only; empty otherwise).
     """
 
     confirmed: list[object] = field(default_factory=list)
     returned: list[object] = field(default_factory=list)
     nacked: list[object] = field(default_factory=list)
     unconfirmed: list[object] = field(default_factory=list)
+    confirm_seconds: list[float] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:

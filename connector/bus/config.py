@@ -16,6 +16,10 @@ The URL carries the password, so it must not appear in ``ps`` output or shell hi
 TLS (``amqps``) always verifies the server's certificate chain and host name. Environment
 variables ``IVPUSH_AMQP_CA_FILE``, ``IVPUSH_AMQP_CERT_FILE``, ``IVPUSH_AMQP_KEY_FILE`` and
 ``IVPUSH_AMQP_SERVER_HOSTNAME`` override the file's values.
+
+The connector's settings model, ``connector.config``, reads these names too (with every other
+setting, and each key's source named in its errors); its ``Settings.amqp_settings()`` builds an
+:class:`AmqpSettings`. :func:`load_settings` stays for callers that need only the broker.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import os
 import ssl
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -54,7 +58,7 @@ class AmqpSettings:
         connection_name: Shown in the broker's connection list.
     """
 
-    url: str
+    url: str = field(repr=False)  # it carries the password: use redacted()
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None

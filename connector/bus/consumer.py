@@ -25,6 +25,11 @@ connection and reconnect with capped exponential back-off and jitter; unacked de
 come back. A periodic sweep closes encounters idle for ``idle_seconds`` (``Service.close``)
 and relays what that emitted: idempotent, so several consumers may sweep the same store.
 
+Metrics (``observability.Metrics``, always recorded): inputs by type and outcome, rejects by
+code, lines by code and action, batches and their latency, reconnects, encounters open; the
+loop heartbeat, connection state and a periodic store probe (run here, on the consumer's
+thread: connections are not shared with the HTTP thread) feed ``/healthz`` and ``/readyz``.
+
 Shutdown (``Stop``): the first SIGTERM/SIGINT stops consuming, finishes the batch in hand
 (commit, park, ack), relays the outbox until ``shutdown_deadline`` and closes: exit 0. A
 second signal exits at once (everything unacked is redelivered).
@@ -47,8 +52,10 @@ from connector.bus.base import Bus, Delivery, Outgoing
 from connector.bus.errors import BusError, BusUnavailable
 from connector.bus.faults import Faults
 from connector.bus.relay import Relay
+from connector.bus.telemetry import count_outcome, count_parked
 from connector.bus.topology import Topology
 from connector.model import ParsedRecord
+from connector.observability.metrics import Metrics
 from connector.service import Outcome, Service
 
 LOG = logging.getLogger("ivpush.bus")
@@ -56,6 +63,7 @@ ERROR_HEADER = "x-ivpush-error"
 DETAIL_HEADER = "x-ivpush-detail"
 QUEUE_HEADER = "x-ivpush-queue"
 PROCESSING_ERROR = "processing_error"
+STORE_PROBE_EVERY = 5.0  # seconds between store probes while idle (readiness)
 Parse = Callable[[Delivery], list[ParsedRecord]]
 
 
@@ -168,6 +176,7 @@ class Consumer:
         stop: Stop | None = None,
         faults: Faults | None = None,
         declare: bool = True,
+        metrics: Metrics | None = None,
     ) -> None:
         self.connect = connect
         self.service = service
@@ -178,6 +187,7 @@ class Consumer:
         self.faults = faults or Faults()
         self.declare = declare
         self.stats = ConsumerStats()
+        self.metrics = metrics if metrics is not None else Metrics()
         self.relay = Relay(
             service.store,
             topology,
@@ -186,6 +196,7 @@ class Consumer:
             confirm_timeout=settings.confirm_timeout,
             retry_base=settings.retry_base,
             retry_cap=settings.retry_cap,
+            metrics=self.metrics,
         )
         self._backoff = Backoff(settings.reconnect_base, settings.reconnect_cap)
 
@@ -193,6 +204,7 @@ class Consumer:
         """Consume until stopped, reconnecting after transient failures."""
         while not self.stop.requested:
             bus: Bus | None = None
+            self.metrics.heartbeat()
             try:
                 bus = self.connect()
                 self.stats.connects += 1
@@ -207,17 +219,24 @@ class Consumer:
                 )
                 self.relay.drain(bus)  # what a previous run left unconfirmed
                 bus.consume(self.settings.queue, self.settings.prefetch)
+                self.metrics.set_connected(True)
+                self._count_open()
                 self._loop(bus)
                 self._finish(bus)
                 bus = None
             except (BusError, TransientError, sqlite3.OperationalError, OSError) as error:
                 if bus is not None:
                     bus.close()
+                self.metrics.reconnecting()
                 if self.stop.requested:
                     break
                 delay = self._backoff.next_delay()
-                LOG.warning("%s: %s; reconnecting in %.1fs", error.__class__.__name__, error, delay)
-                self.stop.wait(delay)
+                LOG.warning(
+                    "%s: %s; reconnecting in %.1fs", error.__class__.__name__, _own_text(error), delay,
+                    extra={"error": error.__class__.__name__, "delay_seconds": round(delay, 3)},
+                )  # fmt: skip
+                self._back_off(delay)
+        self.metrics.set_connected(False)
         LOG.info(
             "stopped: %d batches, %d deliveries, %d duplicates, %d parked, %d charge messages queued, %d published",
             self.stats.batches,
@@ -229,25 +248,40 @@ class Consumer:
         )
         return self.stats
 
+    def _back_off(self, delay: float) -> None:
+        """Wait before reconnecting, beating the heartbeat: a broker outage is no reason to restart."""
+        deadline = time.monotonic() + delay
+        while not self.stop.requested and (remaining := deadline - time.monotonic()) > 0:
+            self.metrics.heartbeat()
+            self.stop.wait(min(remaining, 5.0))
+
     def _loop(self, bus: Bus) -> None:
         settings = self.settings
         next_sweep = time.monotonic() + settings.sweep_every
+        next_probe = time.monotonic() + STORE_PROBE_EVERY
         while not self.stop.requested:
+            self.metrics.heartbeat()
             deliveries = bus.poll(
                 settings.batch_size, settings.poll_timeout, settings.batch_wait, lambda: self.stop.requested
             )
             if deliveries:
                 self.process(bus, deliveries)
                 self._backoff.reset()
+                next_probe = time.monotonic() + STORE_PROBE_EVERY  # the commit was the probe
+            elif time.monotonic() >= next_probe:
+                self._probe_store()
+                next_probe = time.monotonic() + STORE_PROBE_EVERY
             if deliveries or self.relay.due():
                 self.relay.drain(bus)
             if time.monotonic() >= next_sweep:
                 self.sweep(bus)
+                self._count_open()
                 next_sweep = time.monotonic() + settings.sweep_every
 
     def _finish(self, bus: Bus) -> None:
         """Graceful stop: no new deliveries, finish those in hand, drain the outbox, close."""
         LOG.info("stopping: finishing the batch in hand and draining the outbox")
+        self.metrics.set_connected(False)  # not ready: no new deliveries from here on
         bus.cancel()
         while deliveries := bus.poll(self.settings.batch_size, 0.0):
             self.process(bus, deliveries)
@@ -260,6 +294,7 @@ class Consumer:
 
     def process(self, bus: Bus, deliveries: list[Delivery]) -> None:
         """One batch: parse, one transaction, park poison, ack (see the module docstring)."""
+        received = time.monotonic()
         self.faults.hit("after_receive")
         good: list[tuple[Delivery, list[ParsedRecord]]] = []
         poison: list[tuple[Delivery, str, str]] = []
@@ -277,12 +312,17 @@ class Consumer:
         self.stats.batches += 1
         self.stats.deliveries += len(deliveries)
         self.stats.parked += len(poison)
-        LOG.debug("batch of %d acked (%d parked)", len(deliveries), len(poison))
+        count_parked(self.metrics, [(delivery, code) for delivery, code, _ in poison])
+        self.metrics.batch_done(len(deliveries), time.monotonic() - received)
+        LOG.debug(
+            "batch of %d acked (%d parked)", len(deliveries), len(poison),
+            extra={"deliveries": len(deliveries), "parked": len(poison)},
+        )  # fmt: skip
 
     def _handle(self, good: list[tuple[Delivery, list[ParsedRecord]]]) -> list[tuple[Delivery, str, str]]:
         """Commit the batch; when it fails for a non-transient reason, isolate the culprits."""
         try:
-            self.stats.add(self.service.handle([record for _, records in good for record in records]))
+            self._count(good, self.service.handle([record for _, records in good for record in records]))
             return []
         except Exception as error:  # classified below: transient → reconnect, else isolate
             if is_transient(error):
@@ -291,12 +331,18 @@ class Consumer:
         failed: list[tuple[Delivery, str, str]] = []
         for delivery, records in good:
             try:
-                self.stats.add(self.service.handle(records))
+                self._count([(delivery, records)], self.service.handle(records))
             except Exception as error:  # same, one delivery at a time
                 if is_transient(error):
                     raise TransientError(f"store: {error.__class__.__name__}") from error
                 failed.append((delivery, PROCESSING_ERROR, error.__class__.__name__))
         return failed
+
+    def _count(self, handled: list[tuple[Delivery, list[ParsedRecord]]], outcome: Outcome) -> None:
+        """Add a committed outcome to the stats and the metrics (a commit also proves the store answers)."""
+        self.stats.add(outcome)
+        self.metrics.store_probed(ok=True)
+        count_outcome(self.metrics, handled, outcome)
 
     def _park(self, bus: Bus, poison: list[tuple[Delivery, str, str]]) -> None:
         """Publish poison bodies to the parking exchange with reason headers; wait for the confirms."""
@@ -318,13 +364,15 @@ class Consumer:
             for delivery, code, detail in poison
         ]
         report = bus.publish(messages, self.settings.confirm_timeout, self.settings.publish_window)
+        self.metrics.observe_confirms(report.confirm_seconds)
         if not report.complete:
             raise BusUnavailable(
                 f"parking not confirmed ({len(report.returned)} returned, {len(report.nacked)} nacked, "
                 f"{len(report.unconfirmed)} unknown)"
             )
         for delivery, code, _detail in poison:
-            LOG.warning("parked input %s: %s", delivery.message_id or f"tag {delivery.delivery_tag}", code)
+            ident = delivery.message_id or f"tag {delivery.delivery_tag}"
+            LOG.warning("parked input %s: %s", ident, code, extra={"input": ident, "code": code})
 
     def sweep(self, bus: Bus) -> None:
         """Close encounters idle for ``idle_seconds`` and relay what that emitted."""
@@ -340,5 +388,37 @@ class Consumer:
         if outcome.messages:
             self.stats.closed_idle += outcome.messages
             self.stats.messages += outcome.messages
-            LOG.info("idle sweep: %d charge messages queued", outcome.messages)
+            self.metrics.charges_queued(outcome.messages, outcome.lines)
+            LOG.info("idle sweep: %d charge messages queued", outcome.messages, extra={"messages": outcome.messages})
         self.relay.drain(bus)
+
+    def _probe_store(self) -> None:
+        """Readiness: a cheap read proves the store answers (on this thread: connections are not shared)."""
+        try:
+            self.service.store.pending(1)
+        except Exception as error:  # any failure means "not reachable"; transient ones reconnect
+            self.metrics.store_probed(ok=False)
+            if is_transient(error):
+                raise TransientError(f"store: {error.__class__.__name__}") from error
+            LOG.error("store probe failed (%s)", error.__class__.__name__, extra={"error": error.__class__.__name__})
+            return
+        self.metrics.store_probed(ok=True)
+
+    def _count_open(self) -> None:
+        """Refresh the encounters-open gauge (at connect and every sweep: one indexed read)."""
+        try:
+            with self.service.store.transaction() as tx:
+                self.metrics.encounters(len(tx.open_encounters()))
+        except Exception as error:  # noqa: BLE001 - a gauge is not worth a reconnect; the next sweep retries
+            self.metrics.store_probed(ok=False)
+            LOG.warning("counting open encounters failed (%s)", error.__class__.__name__)
+            return
+        self.metrics.store_probed(ok=True)
+
+
+def _own_text(error: BaseException) -> str:
+    """The text of our own errors (they name queues and codes), only the class of any other.
+
+    A driver's message (SQLite, OS, PostgreSQL) may quote the statement or values it failed on.
+    """
+    return str(error) if isinstance(error, BusError | TransientError) else error.__class__.__name__

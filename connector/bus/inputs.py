@@ -45,6 +45,19 @@ def declared_format(content_type: str | None, headers: dict[str, object] | None 
     return None
 
 
+def input_kind(delivery: Delivery) -> str:
+    """``hl7v2``, ``fhir`` or ``unknown`` (the metrics label): declared, else from the first bytes."""
+    declared = declared_format(delivery.content_type, dict(delivery.headers))
+    if declared is not None:
+        return "hl7v2" if declared == "hl7" else "fhir"
+    head = delivery.body[:64].lstrip(b"\x0b\xef\xbb\xbf \t\r\n")  # MLLP start block, BOM, blanks
+    if head[:1] in (b"{", b"["):
+        return "fhir"
+    if head[:3] in (b"MSH", b"FHS", b"BHS"):
+        return "hl7v2"
+    return "unknown"
+
+
 def records(delivery: Delivery, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Record]:
     """The delivery's records, each with its format.
 

@@ -258,6 +258,7 @@ class RabbitBus:
         """Publish with ``mandatory``, persistent, keeping at most ``window`` unconfirmed."""
         report = PublishReport()
         waiting: dict[int, Outgoing] = {}
+        sent_at: dict[int, float] = {}  # publish tag → monotonic send time (confirm latency)
         returned: set[int] = set()
         queue = deque(messages)
         deadline = time.monotonic() + timeout
@@ -268,6 +269,7 @@ class RabbitBus:
                 message = queue.popleft()
                 self._send(message)
                 waiting[self._publish_tag] = message
+                sent_at[self._publish_tag] = time.monotonic()
                 if on_sent is not None:
                     self._pump(0)
                     on_sent(message)
@@ -280,7 +282,7 @@ class RabbitBus:
                 report.unconfirmed.extend(m.ident for m in waiting.values())
                 report.unconfirmed.extend(m.ident for m in queue)
                 raise
-            self._settle(waiting, returned, report)
+            self._settle(waiting, returned, report, sent_at)
         report.unconfirmed.extend(m.ident for m in waiting.values())
         report.unconfirmed.extend(m.ident for m in queue)
         return report
@@ -301,8 +303,11 @@ class RabbitBus:
             raise self._error from error
         self._publish_tag += 1
 
-    def _settle(self, waiting: dict[int, Outgoing], returned: set[int], report: PublishReport) -> None:
+    def _settle(
+        self, waiting: dict[int, Outgoing], returned: set[int], report: PublishReport, sent_at: dict[int, float]
+    ) -> None:
         """Match returns and confirms to the messages waiting for them."""
+        now = time.monotonic()
         for exchange, routing_key, message_id in self._returns:
             for tag in sorted(waiting):  # a return precedes its message's confirm: the oldest match
                 m = waiting[tag]
@@ -325,6 +330,7 @@ class RabbitBus:
                     report.returned.append(message.ident)
                 elif ack:
                     report.confirmed.append(message.ident)
+                    report.confirm_seconds.append(now - sent_at.pop(tag, now))
                 else:
                     report.nacked.append(message.ident)
         self._confirms.clear()

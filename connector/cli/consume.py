@@ -8,7 +8,6 @@ SIGTERM/SIGINT finish the batch in hand, drain the outbox and exit 0; a second s
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -17,19 +16,24 @@ from typing import Any
 
 import click
 
-from connector.adapters.archive import DEFAULT_MAX_BYTES
-from connector.bootstrap import local_zone, renderers
-from connector.bus.config import AmqpSettings, load_settings
+from connector.bootstrap import StoreOpenError, local_zone, open_store, renderers, store_label
+from connector.bus.config import AmqpSettings
 from connector.bus.consumer import Consumer, ConsumerSettings, Stop
 from connector.bus.errors import ConfigError
 from connector.bus.faults import Faults
 from connector.bus.inputs import parse_delivery
 from connector.bus.rabbitmq import RabbitBus
 from connector.bus.topology import FORMATS, Topology
-from connector.cli.options import load_or_exit, mappings_option
+from connector.cli.options import load_or_exit
+from connector.config import Settings, SettingsError
+from connector.config import load as load_config
 from connector.model import ClaimType
+from connector.observability.logging import FORMATS as LOG_FORMATS
+from connector.observability.logging import configure_logging
+from connector.observability.metrics import Metrics
+from connector.observability.server import DEFAULT_HOST, DEFAULT_PORT, ObservabilityError, ObservabilityServer
 from connector.service import EmitOn, Service, ServiceSettings
-from connector.store.sqlite import SqliteStore
+from connector.store.base import Store
 
 config_option: Callable[[Any], Any] = click.option(
     "--config",
@@ -54,131 +58,182 @@ formats_option: Callable[[Any], Any] = click.option(
 )
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr; pika's own logger only at DEBUG (our messages say what matters)."""
-    logging.basicConfig(
-        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("pika").setLevel(logging.WARNING if level.upper() == "DEBUG" else logging.CRITICAL)
+# Command-line option → settings key (docs/configuration.md); unset options are None and yield.
+OPTION_KEYS = {
+    "prefix": "amqp.prefix",
+    "state": "state.url",
+    "prefetch": "amqp.prefetch",
+    "batch_size": "amqp.batch_size",
+    "batch_wait": "amqp.batch_wait",
+    "emit_on": "coding.emit_on",
+    "idle_seconds": "coding.idle_seconds",
+    "sweep_seconds": "coding.sweep_seconds",
+    "shutdown_deadline": "shutdown_deadline",
+    "reconnect_max": "amqp.reconnect_max",
+    "retry_max": "amqp.retry_max",
+    "shards": "amqp.shards",
+    "shard": "amqp.shard",
+    "declare": "amqp.declare",
+    "claim_type": "coding.claim_type",
+    "payer": "coding.payer",
+    "zone": "coding.zone",
+    "max_bytes": "coding.max_bytes",
+    "log_level": "logging.level",
+    "log_format": "logging.format",
+    "metrics_port": "metrics.port",
+    "metrics_host": "metrics.host",
+    "mappings": "coding.mappings",
+}
 
 
 def amqp_settings_or_exit(config_path: Path | None, name: str) -> AmqpSettings:
-    """Connection settings, or exit 2 saying what is missing."""
+    """Connection settings from the settings model, or exit 2 saying what is missing."""
+    settings = _settings_or_exit(config_path, {})
     try:
-        return load_settings(config_path, connection_name=name)
+        return settings.amqp_settings(name)
     except ConfigError as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(2) from error
 
 
+def _settings_or_exit(config_path: Path | None, overrides: dict[str, object]) -> Settings:
+    """The effective settings (command line > env > secret files > TOML > defaults), or exit 2."""
+    try:
+        return load_config(config_path, overrides)
+    except SettingsError as error:
+        for problem in error.problems:
+            click.echo(f"error: {problem}", err=True)
+        raise SystemExit(2) from error
+
+
 @click.command()
 @config_option
-@prefix_option
+@click.option("--prefix", help="Prefix of every exchange and queue name [default: ivpush].")
 @formats_option
 @click.option(
     "--state",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("ivpush-state.db"),
-    show_default=True,
-    envvar="IVPUSH_STATE",
-    help="SQLite state file (dedup keys, encounters, outbox).",
+    help="State store (dedup keys, encounters, outbox): a SQLite file, or a postgresql:// URL shared by "
+    "several consumers [default: ivpush-state.db]. A URL with a password belongs in IVPUSH_STATE or "
+    "IVPUSH_STATE_FILE, not on the command line.",
 )
-@click.option("--prefetch", type=click.IntRange(1, 65535), default=200, show_default=True)
+@click.option("--prefetch", type=click.IntRange(1, 65535), help="Unacknowledged deliveries in flight [default: 200].")
 @click.option("--batch-size", type=click.IntRange(1), help="Deliveries per store transaction (default: --prefetch).")
-@click.option("--batch-wait", type=float, default=0.05, show_default=True, help="Seconds to fill a batch.")
-@click.option("--emit-on", type=click.Choice([e.value for e in EmitOn]), default="close", show_default=True)
+@click.option("--batch-wait", type=float, help="Seconds to fill a batch [default: 0.05].")
+@click.option("--emit-on", type=click.Choice([e.value for e in EmitOn]), help="When to emit [default: close].")
 @click.option(
     "--idle-seconds",
     type=float,
-    default=4 * 3600.0,
-    show_default=True,
-    help="Close (and charge) encounters idle this long; 0 never closes on idleness.",
+    help="Close (and charge) encounters idle this long; 0 never closes on idleness [default: 14400].",
 )
-@click.option("--sweep-seconds", type=float, default=60.0, show_default=True, help="Seconds between idle sweeps.")
-@click.option("--shutdown-deadline", type=float, default=10.0, show_default=True, help="Seconds to drain at stop.")
-@click.option("--reconnect-max", type=float, default=30.0, show_default=True, help="Longest reconnect back-off.")
-@click.option("--retry-max", type=float, default=60.0, show_default=True, help="Longest unroutable retry back-off.")
-@click.option("--shards", type=click.IntRange(0), default=0, show_default=True, help="Consistent-hash input shards.")
+@click.option("--sweep-seconds", type=float, help="Seconds between idle sweeps [default: 60].")
+@click.option("--shutdown-deadline", type=float, help="Seconds to drain at stop [default: 10].")
+@click.option("--reconnect-max", type=float, help="Longest reconnect back-off [default: 30].")
+@click.option("--retry-max", type=float, help="Longest unroutable retry back-off [default: 60].")
+@click.option("--shards", type=click.IntRange(0), help="Consistent-hash input shards [default: 0].")
 @click.option("--shard", type=click.IntRange(0), help="The shard this instance consumes (with --shards).")
-@click.option("--declare/--no-declare", default=True, show_default=True, help="Declare the topology at connect.")
-@click.option("--claim-type", type=click.Choice([c.value for c in ClaimType]), default="facility", show_default=True)
-@click.option("--policy", "payer", default="default", show_default=True, help="Payer policy when the feed names none.")
-@click.option("--zone", help="Zone of HL7 times sent without an offset (env IVPUSH_TIMEZONE; default UTC).")
-@click.option("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, show_default=True, help="Park larger inputs.")
-@click.option("--log-level", default="INFO", show_default=True, envvar="IVPUSH_LOG_LEVEL")
-@mappings_option
-def consume(
-    config_path: Path | None,
-    prefix: str,
-    formats: tuple[str, ...],
-    state: Path,
-    prefetch: int,
-    batch_size: int | None,
-    batch_wait: float,
-    emit_on: str,
-    idle_seconds: float,
-    sweep_seconds: float,
-    shutdown_deadline: float,
-    reconnect_max: float,
-    retry_max: float,
-    shards: int,
-    shard: int | None,
-    declare: bool,
-    claim_type: str,
-    payer: str,
-    zone: str | None,
-    max_bytes: int,
-    log_level: str,
-    mappings: Path | None,
-) -> None:
-    """Consume HL7 v2 / FHIR inputs from RabbitMQ and publish charge messages (URL: env or --config)."""
-    setup_logging(log_level)
-    if shards and shard is None:
-        raise click.BadParameter("--shards needs --shard N (the shard this instance consumes)")
-    policy = load_or_exit(mappings)
-    try:
-        site_zone = local_zone(zone)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--zone") from error
-    if payer.lower() not in policy.payers:
-        raise click.BadParameter(f"unknown payer policy '{payer}' (known: {', '.join(sorted(policy.payers))})")
+@click.option("--declare/--no-declare", default=None, help="Declare the topology at connect [default: declare].")
+@click.option("--claim-type", type=click.Choice([c.value for c in ClaimType]), help="[default: facility]")
+@click.option("--policy", "payer", help="Payer policy when the feed names none [default: default].")
+@click.option("--zone", help="Zone of HL7 times sent without an offset [default: UTC].")
+@click.option("--max-bytes", type=click.IntRange(1), help="Park larger inputs [default: 1 MiB].")
+@click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL [default: INFO].")
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    help="Logs on stderr: JSON lines (timestamp, level, logger, event, fields) or text [default: json].",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help=f"Serve /metrics, /healthz and /readyz on this port (0: off) [default: {DEFAULT_PORT}].",
+)
+@click.option(
+    "--metrics-host", help=f"Address the metrics endpoint binds (0.0.0.0 in a container) [default: {DEFAULT_HOST}]."
+)
+@click.option(
+    "--mappings",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Site mappings directory overlaying the shipped defaults.",
+)
+def consume(config_path: Path | None, formats: tuple[str, ...], **options: Any) -> None:
+    """Consume HL7 v2 / FHIR inputs from RabbitMQ and publish charge messages.
+
+    Every option also comes from the environment or the TOML ``--config`` file
+    (docs/configuration.md); the broker URL only from those, never the command line.
+    """
+    overrides = {key: options[name] for name, key in OPTION_KEYS.items()}
+    overrides["coding.formats"] = formats or None
+    settings = _settings_or_exit(config_path, overrides)
+    configure_logging(settings.logging.level, settings.logging.format)
+    coding = settings.coding
+    policy = load_or_exit(coding.mappings)
+    site_zone = local_zone(coding.zone)
+    if coding.payer not in policy.payers:
+        raise click.BadParameter(f"unknown payer policy '{coding.payer}' (known: {', '.join(sorted(policy.payers))})")
     try:
         faults = Faults.from_env()
-    except ValueError as error:
-        raise click.UsageError(str(error)) from error
-    amqp = amqp_settings_or_exit(config_path, "ivpush consume")
-    names = formats or FORMATS
-    topology = Topology(prefix=prefix, formats=names, shards=shards)
-    store = SqliteStore(state)
-    settings = ServiceSettings(renderers(names), EmitOn(emit_on), ClaimType(claim_type), payer.lower())
-    service = Service(store, policy, settings, clock=time.time)
+        amqp = settings.amqp_settings("ivpush consume")
+    except (ValueError, ConfigError) as error:
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from error
+    topology = Topology(prefix=settings.amqp.prefix, formats=coding.formats, shards=settings.amqp.shards)
+    try:
+        store = open_store(settings.state.spec)
+    except StoreOpenError as error:
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from error
+    service_settings = ServiceSettings(renderers(coding.formats), coding.emit_on, coding.claim_type, coding.payer)
+    service = Service(store, policy, service_settings, clock=time.time)
     stop = Stop()
     stop.install()
+    metrics = Metrics()
     consumer = Consumer(
         connect=partial(RabbitBus, amqp),
         service=service,
-        parse=partial(parse_delivery, policy=policy, local_zone=site_zone, max_bytes=max_bytes),
+        parse=partial(parse_delivery, policy=policy, local_zone=site_zone, max_bytes=coding.max_bytes),
         topology=topology,
         settings=ConsumerSettings(
-            queue=topology.input_queue(shard),
-            prefetch=prefetch,
-            batch_size=min(batch_size or prefetch, prefetch),
-            batch_wait=batch_wait,
-            idle_seconds=idle_seconds or None,
-            sweep_every=sweep_seconds,
-            shutdown_deadline=shutdown_deadline,
-            reconnect_cap=reconnect_max,
-            retry_cap=retry_max,
+            queue=topology.input_queue(settings.amqp.shard),
+            prefetch=settings.amqp.prefetch,
+            batch_size=settings.batch_size,
+            batch_wait=settings.amqp.batch_wait,
+            idle_seconds=coding.idle_seconds or None,
+            sweep_every=coding.sweep_seconds,
+            shutdown_deadline=settings.shutdown_deadline,
+            reconnect_cap=settings.amqp.reconnect_max,
+            retry_cap=settings.amqp.retry_max,
         ),
         stop=stop,
         faults=faults,
-        declare=declare,
+        declare=settings.amqp.declare,
+        metrics=metrics,
     )
-    logging.getLogger("ivpush.bus").info("ivpush consume: broker %s, state %s", amqp.redacted(), state)
+    logging.getLogger("ivpush.bus").info(
+        "ivpush consume: broker %s, state %s", amqp.redacted(), store_label(settings.state.spec)
+    )
+    server = _serve(metrics, settings.metrics.host, settings.metrics.port, store)
     try:
         consumer.run()
     finally:
+        if server is not None:
+            server.stop()
         store.close()
+
+
+def _serve(metrics: Metrics, host: str, port: int, store: Store) -> ObservabilityServer | None:
+    """Start the metrics/health endpoint (None when ``port`` is 0), or exit 2 saying why it cannot."""
+    if not port:
+        return None
+    try:
+        server = ObservabilityServer(metrics, host, port).start()
+    except ObservabilityError as error:
+        store.close()
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from error
+    logging.getLogger("ivpush.bus").info(
+        "serving /metrics, /healthz and /readyz on http://%s:%d", host, server.port, extra={"port": server.port}
+    )
+    return server
 
 
 if __name__ == "__main__":

@@ -94,6 +94,8 @@ def live_demo(
                 "5",
                 "--sweep-seconds",
                 "1",
+                "--metrics-port",  # a demo needs no endpoint, nor to fail when port 9464 is taken
+                "0",
                 *(["--mappings", str(mappings)] if mappings else []),
                 *(["--config", str(config_path)] if config_path else []),
             ]

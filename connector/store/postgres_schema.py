@@ -1,0 +1,77 @@
+"""The PostgreSQL store's schema: numbered migrations, applied at open under an advisory lock.
+
+``schema_version`` keeps one row per applied migration. Every process that opens the store
+runs ``migrate``: the first one through the lock applies what is missing (all in one
+transaction: PostgreSQL's DDL is transactional, so a failed migration leaves nothing half
+done), the others then find nothing to do — N consumers starting together are safe.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import psycopg
+from psycopg.rows import TupleRow
+
+# pg_advisory_xact_lock(int, int) keys: a lock space of their own (the one-bigint form used
+# for encounters cannot collide with it). 0x69767075 is "ivpu".
+MIGRATION_LOCK: Final = (0x69767075, 1)
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE seen (dedup_key text PRIMARY KEY);
+    CREATE TABLE encounters (
+        key text PRIMARY KEY, ref text NOT NULL, attrs text NOT NULL,
+        updated_at double precision NOT NULL, messages integer NOT NULL, closed boolean NOT NULL
+    );
+    CREATE INDEX encounters_open ON encounters (updated_at) WHERE NOT closed;
+    CREATE TABLE administrations (
+        encounter_key text NOT NULL, admin_id text NOT NULL, body text NOT NULL,
+        PRIMARY KEY (encounter_key, admin_id)
+    );
+    CREATE TABLE emitted (
+        encounter_key text NOT NULL, line_id text NOT NULL, body text NOT NULL,
+        PRIMARY KEY (encounter_key, line_id)
+    );
+    CREATE TABLE outbox (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        message_id text NOT NULL, format text NOT NULL, encounter_key text NOT NULL, body bytea NOT NULL,
+        sent boolean NOT NULL DEFAULT false,
+        claim_pid integer, claim_until timestamptz,
+        UNIQUE (message_id, format)
+    );
+    CREATE INDEX outbox_pending ON outbox (seq) WHERE NOT sent;
+    """,
+)
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer ivpush than this one."""
+
+
+def migrate(conn: psycopg.Connection[TupleRow]) -> int:
+    """Apply the missing migrations; the schema version now in place.
+
+    Args:
+        conn: An autocommit connection (its search_path picks the schema).
+
+    Raises:
+        SchemaTooNew: The database is at a version this code does not know.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", MIGRATION_LOCK)
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+        current = int(row[0]) if row else 0
+        if current > len(MIGRATIONS):
+            raise SchemaTooNew(
+                f"the PostgreSQL schema is at version {current}, newer than this ivpush knows "
+                f"({len(MIGRATIONS)}): upgrade ivpush"
+            )
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            conn.execute(script.encode())  # several statements: no parameters, simple protocol
+            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+        return max(current, len(MIGRATIONS))

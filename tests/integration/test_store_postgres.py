@@ -1,0 +1,132 @@
+"""The store behaviour suite (tests/unit/test_store_contract.py) against a real PostgreSQL, plus migrations.
+
+The suite's test functions are imported here and collected again with this module's ``store``
+fixture: one suite, three implementations (memory, SQLite, PostgreSQL). Each test gets a fresh
+schema. Concurrency with real connections: tests/integration/test_postgres_concurrency.py.
+"""
+
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from postgres import LocalPostgres, local_postgres
+
+from connector.store.base import OutboxRow, Store
+from connector.store.postgres import PostgresStore, StoreUnavailable
+from connector.store.postgres_schema import MIGRATIONS, SchemaTooNew
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # the suite lives with the unit tests
+import test_store_contract as suite
+
+pytestmark = pytest.mark.integration
+globals().update({name: test for name, test in vars(suite).items() if name.startswith("test_")})
+
+
+@pytest.fixture(scope="module")
+def cluster() -> LocalPostgres:
+    return local_postgres()
+
+
+@pytest.fixture
+def dsn(cluster: LocalPostgres) -> Iterator[str]:
+    with cluster.fresh_schema("contract") as found:
+        yield found
+
+
+@pytest.fixture
+def store(dsn: str) -> Iterator[Store]:
+    made = PostgresStore(dsn)
+    yield made
+    made.close()
+
+
+def test_the_suite_was_imported() -> None:
+    assert sum(name.startswith("test_") for name in vars(suite)) >= 7
+    assert "test_state_round_trips_exactly" in globals()
+
+
+def test_stores_opened_together_migrate_once(dsn: str) -> None:
+    stores: list[PostgresStore] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def open_one() -> None:
+        try:
+            opened = PostgresStore(dsn)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+            return
+        with lock:
+            stores.append(opened)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert {s.schema_version for s in stores} == {len(MIGRATIONS)}
+        with psycopg.connect(dsn) as conn:
+            versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY version")]
+        assert versions == list(range(1, len(MIGRATIONS) + 1))
+    finally:
+        for opened in stores:
+            opened.close()
+
+
+def test_a_newer_schema_is_refused_with_a_clear_error(dsn: str) -> None:
+    PostgresStore(dsn).close()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (len(MIGRATIONS) + 1,))
+    with pytest.raises(SchemaTooNew, match="upgrade ivpush"):
+        PostgresStore(dsn)
+
+
+def test_an_unreachable_server_is_a_transient_store_error() -> None:
+    with pytest.raises(StoreUnavailable) as raised:
+        PostgresStore("postgresql://nobody@127.0.0.1:1/none", connect_timeout=2)
+    assert isinstance(raised.value, ConnectionError)  # the consumer retries, never parks the input
+
+
+def test_ping_answers_on_a_live_store(store: PostgresStore) -> None:
+    store.ping()
+
+
+def test_a_relay_claims_its_rows_and_another_relay_skips_them(dsn: str) -> None:
+    first, second = PostgresStore(dsn), PostgresStore(dsn)
+    try:
+        with first.transaction() as tx:
+            for n in range(4):
+                tx.enqueue(OutboxRow(f"m{n}", "E", "json", b"x"))
+        assert [r.message_id for r in first.pending(2)] == ["m0", "m1"]
+        assert [r.message_id for r in second.pending()] == ["m2", "m3"]
+        assert [r.message_id for r in first.pending()] == ["m0", "m1"]  # its own claims, again (retries)
+        first.mark_sent([("m0", "json")])
+        assert [r.message_id for r in second.pending()] == ["m2", "m3"]
+    finally:
+        second.close()
+    # a store whose owner session is gone frees its claims at once (a consumer killed -9)
+    third = PostgresStore(dsn)
+    try:
+        assert [r.message_id for r in third.pending()] == ["m2", "m3"]
+        assert [r.message_id for r in first.pending()] == ["m1"]
+    finally:
+        third.close()
+        first.close()
+
+
+def test_an_expired_claim_is_taken_over(dsn: str) -> None:
+    first, second = PostgresStore(dsn, claim_seconds=0.0), PostgresStore(dsn)
+    try:
+        with first.transaction() as tx:
+            tx.enqueue(OutboxRow("m1", "E", "json", b"x"))
+        assert [r.message_id for r in first.pending()] == ["m1"]
+        assert [r.message_id for r in second.pending()] == ["m1"]
+        assert first.pending() == []  # now claimed by the second relay, whose lease runs
+    finally:
+        first.close()
+        second.close()
