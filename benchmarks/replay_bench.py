@@ -17,7 +17,8 @@ per-core figures: each program is single-threaded. Targets (reported, never asse
 ≥ 10,000 HL7 records/s and ≥ 2,000 FHIR records/s per core with SQLite state; peak RSS
 < 300 MB at 1M records.
 
-``python -m benchmarks.replay_bench parse FILE`` is the parse child.
+``python -m benchmarks.replay_bench parse FILE`` is the parse child; ``python -m
+benchmarks.replay_bench cat --sizes 100000 1000000`` measures the ``cat`` floor alone.
 """
 
 from __future__ import annotations
@@ -92,13 +93,15 @@ RSS_METHOD = (
 )
 
 
-def run_child(command: list[str]) -> Child:
+def run_child(command: list[str], discard_output: bool = False) -> Child:
     """Run a command to completion and take its own peak RSS and CPU time.
 
     Not ``os.wait4``/``RUSAGE_CHILDREN`` of this process: Linux folds the *parent's* peak
     RSS into a child's ``ru_maxrss`` when the child execs (a ``true`` spawned from a 500 MB
     Python reports 513 MB). A small intermediate (GNU time, else a ``python -S`` spawner)
     forks and waits for the command, so the figure is the command's own.
+
+    With ``discard_output`` the command's standard output goes to /dev/null (``cat``).
     """
     with tempfile.TemporaryDirectory() as scratch, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         report = Path(scratch) / "rusage"
@@ -108,7 +111,8 @@ def run_child(command: list[str]) -> Child:
             else [sys.executable, "-S", "-c", _SPAWNER, str(report)]
         )
         started = time.perf_counter()
-        subprocess.run([*wrapper, *command], stdout=out, stderr=err, cwd=ROOT, check=False)
+        stdout = subprocess.DEVNULL if discard_output else out
+        subprocess.run([*wrapper, *command], stdout=stdout, stderr=err, cwd=ROOT, check=False)
         wall = time.perf_counter() - started
         fields = report.read_text().strip().splitlines()[-1].split()
         out.seek(0)
@@ -141,6 +145,36 @@ def _summary_count(summary: str, label: str) -> int:
     return int(found.group(1)) if found else -1
 
 
+def _cat(archive: Path) -> Child:
+    """``cat FILE > /dev/null``, twice (the second with the page cache warm): the faster run."""
+    runs = (_checked(run_child(["cat", str(archive)], discard_output=True), "cat") for _ in range(2))
+    return min(runs, key=lambda c: c.wall_s)
+
+
+def cat_only(sizes: list[int]) -> dict[str, Any]:
+    """The ``cat`` floor alone on the same seeded archives (no parse, no replay): minutes, not an hour."""
+    results: dict[str, Any] = {}
+    scratch = Path(tempfile.mkdtemp(prefix="ivpush-bench-cat-"))
+    try:
+        for size in sizes:
+            for fmt in ("hl7", "fhir"):
+                archive = scratch / f"{fmt}-{size}.{EXTENSIONS[fmt]}"
+                with archive.open("wb") as out:
+                    stats = write_feed(out, fmt, SEEDS[fmt], limit=size)
+                cat = _cat(archive)
+                results[f"{fmt}_{size}"] = {
+                    "records": stats.records,
+                    "archive_mb": round(stats.bytes / 1e6, 1),
+                    "seconds": round(cat.wall_s, 3),
+                    "records_per_s": round(stats.records / cat.wall_s),
+                    "mb_per_s": round(stats.bytes / 1e6 / cat.wall_s),
+                }
+                archive.unlink()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return results
+
+
 def _measure(fmt: str, size: int, scratch: Path, startup: Child) -> dict[str, Any]:
     archive = scratch / f"{fmt}-{size}.{EXTENSIONS[fmt]}"
     started = time.perf_counter()
@@ -148,7 +182,7 @@ def _measure(fmt: str, size: int, scratch: Path, startup: Child) -> dict[str, An
         stats = write_feed(out, fmt, SEEDS[fmt], limit=size)
     generated_s = time.perf_counter() - started
     count = stats.records
-    cat = min((_checked(run_child(["cat", str(archive)]), "cat") for _ in range(2)), key=lambda c: c.wall_s)
+    cat = _cat(archive)
     parse = _checked(
         run_child([sys.executable, "-m", "benchmarks.replay_bench", "parse", str(archive), "--zone", ZONE_NAME]),
         "parse",
@@ -312,9 +346,13 @@ def main() -> None:
     parse.add_argument("--zone", default=ZONE_NAME)
     sized = commands.add_parser("run", help="run the replay benchmark alone")
     sized.add_argument("--sizes", type=int, nargs="+", default=[4_000])
+    floor = commands.add_parser("cat", help="only the cat > /dev/null floor on the same archives")
+    floor.add_argument("--sizes", type=int, nargs="+", default=[4_000])
     args = parser.parse_args()
     if args.command == "parse":
         _parse_child(args.path, args.zone)
+    elif args.command == "cat":
+        print(json.dumps(cat_only(args.sizes), indent=2))
     else:
         print(json.dumps(run(sizes=args.sizes), indent=2))
 

@@ -1,7 +1,8 @@
 """``make bench`` / ``make bench-quick``: run the benchmarks, print one table, write latest.json.
 
-Sections: rules (``evaluate``), adapters (HL7 v2 and FHIR parsers against their floors) and
-replay (``ivpush replay`` on synthetic archives against ``cat`` and the parse step). Every
+Sections: rules (``evaluate``), adapters (HL7 v2 and FHIR parsers against their floors),
+replay (``ivpush replay`` on synthetic archives against ``cat`` and the parse step) and bus
+(``ivpush consume`` on a real RabbitMQ node against a raw pika loop; skipped without a node). Every
 ratio is against a baseline measured in the same run; the machine's load and a calibration
 loop are recorded beside the figures, since the machines are shared and noisy.
 """
@@ -13,13 +14,14 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import time
 import timeit
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks import adapters_bench, replay_bench, rules_bench
+from benchmarks import adapters_bench, bus_bench, replay_bench, rules_bench
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 Row = tuple[str, str, int, str, int, float, str]
@@ -27,6 +29,7 @@ SECTIONS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any
     "rules": (rules_bench.run, rules_bench.rows),
     "adapters": (adapters_bench.run, adapters_bench.rows),
     "replay": (replay_bench.run, replay_bench.rows),
+    "bus": (bus_bench.run, bus_bench.rows),
 }
 
 
@@ -41,7 +44,18 @@ def machine() -> dict[str, Any]:
         "calibration_sum_range_1000_us": round(calibration * 1e6, 1),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "rss_method": replay_bench.RSS_METHOD,
+        "git": _git_state(),
     }
+
+
+def _git_state() -> str:
+    """The commit measured, and whether the tree had uncommitted changes (other sessions' work)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=False)
+    except OSError:
+        return "unknown"
+    return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -64,6 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     report: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine()}
     seconds: dict[str, float] = {}
+    run_started = time.perf_counter()
     parent_rss: dict[str, float] = {}
     for name, (measure, _) in SECTIONS.items():
         if args.only and name not in args.only:
@@ -74,6 +89,7 @@ def main() -> None:
         parent_rss[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["seconds"] = seconds
+    report["total_seconds"] = round(time.perf_counter() - run_started, 1)
     report["bench_process_peak_rss_mb_after"] = parent_rss  # this process, not the measured children
     print_table(report)
     rules = report.get("rules")
@@ -84,7 +100,8 @@ def main() -> None:
     m = report["machine"]
     print(
         f"machine: {m['cores']} cores, load {m['load_average_at_start']} -> {m['load_average_at_end']}, "
-        f"sum(range(1000)) {m['calibration_sum_range_1000_us']} us; sections took {seconds} s"
+        f"sum(range(1000)) {m['calibration_sum_range_1000_us']} us; sections took {seconds} s, "
+        f"{report['total_seconds']} s in all"
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=2) + "\n"
