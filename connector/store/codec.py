@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -166,3 +166,26 @@ def line_from_dict(data: dict[str, Any]) -> ChargeLine:
         reason=data["reason"],
         flags=tuple(data["flags"]),
     )
+
+
+def _fixed_zone(value: datetime | None) -> bool:
+    return value is None or type(value.tzinfo) is timezone
+
+
+def as_stored_administration(admin: Administration) -> Administration:
+    """The administration a decode of its encoding returns (what a store read gives back).
+
+    Equal to ``admin`` in every field; only a zone other than a fixed offset (a ``ZoneInfo``
+    attached to an HL7 time sent without one) differs: ISO text keeps the offset, not the
+    zone. Cheap when nothing differs (the object itself is returned).
+    """
+    if _fixed_zone(admin.start) and _fixed_zone(admin.end):
+        return admin
+    return administration_from_dict(administration_to_dict(admin))
+
+
+def as_stored_encounter(encounter: Encounter) -> Encounter:
+    """The encounter (attributes only; administrations kept) a decode of its encoding returns."""
+    if _fixed_zone(encounter.inpatient_from) and _fixed_zone(encounter.class_at):
+        return encounter
+    return encounter_from_dicts(encounter_attrs_to_dict(encounter), encounter.administrations)
