@@ -61,12 +61,15 @@ contracts: setup
 unit: setup
 	$(BIN)/pytest tests/unit
 
-bench: setup
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run
 
-bench-quick: setup
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --quick
 
 clean:

@@ -74,7 +74,7 @@ ZONE_NAME = "America/New_York"
 SEEDS = {"hl7": 401, "fhir": 402}
 TARGET_RATIO = 0.70
 PLANS: dict[bool, dict[str, float]] = {  # inputs per phase; latency: seconds offered, records generated per s
-    True: {"pika": 1000, "hl7": 1000, "fhir": 400, "max_offered_per_s": 1500},
+    True: {"pika": 1000, "hl7": 800, "fhir": 300, "max_offered_per_s": 1500},
     False: {"pika": 20_000, "hl7": 20_000, "fhir": 5_000, "max_offered_per_s": 2500},
 }
 LOADS = {  # (result key, fraction of the measured HL7 rate, seconds offered)

@@ -253,7 +253,7 @@ def _measure(fmt: str, size: int, scratch: Path, startup: Child) -> dict[str, An
 def run(quick: bool = False, sizes: list[int] | None = None) -> dict[str, Any]:
     """Measure and return the replay figures (quick: small archives; full: 100k and 1M records)."""
     if sizes is None:
-        sizes = [4_000] if quick else [100_000, 1_000_000]
+        sizes = [3_000] if quick else [100_000, 1_000_000]
     startup = run_child([*_ivpush(), "--version"])
     results: dict[str, Any] = {
         "startup": {

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks import adapters_bench, bus_bench, replay_bench, rules_bench
+from benchmarks import adapters_bench, bus_bench, bus_node, replay_bench, rules_bench
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 Row = tuple[str, str, int, str, int, float, str]
@@ -79,6 +79,8 @@ def main() -> None:
     report: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine()}
     seconds: dict[str, float] = {}
     run_started = time.perf_counter()
+    if not args.only or "bus" in args.only:
+        bus_node.prestart()
     parent_rss: dict[str, float] = {}
     for name, (measure, _) in SECTIONS.items():
         if args.only and name not in args.only:
