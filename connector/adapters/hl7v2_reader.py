@@ -23,7 +23,6 @@ MAX_BYTES = 1 << 20
 
 _BOM = b"\xef\xbb\xbf"
 _CHARSET_BYTES = 100
-_LINE_END = re.compile(rb"[\r\n]")
 _NULL = '""'  # HL7 explicit null: "delete the value"; read as empty
 
 # HL7 table 0211 (MSH-18) → Python codec. ISO IR87/IR159 and MSH-20 "ISO 2022-1994" are the
@@ -78,18 +77,30 @@ class Segment:
     ``field(n)`` is MSH-n for every segment.
     """
 
-    __slots__ = ("_fields", "name", "syntax", "text")
+    __slots__ = ("_fields", "_plain", "name", "syntax", "text")
 
     def __init__(self, text: str, syntax: Syntax) -> None:
         self.name = text[:3]
         self.text = text
         self.syntax = syntax
         self._fields: list[str] | None = None
+        self._plain = False
 
     def _split(self) -> list[str]:
-        fields = self.text.split(self.syntax.field)
+        syntax = self.syntax
+        text = self.text
+        fields = text.split(syntax.field)
         if self.name == "MSH":
-            fields.insert(1, self.syntax.field)
+            fields.insert(1, syntax.field)
+            text = text[4 + len(fields[2]) :]  # MSH-2 holds every delimiter by definition
+        # Plain: no repetition, subcomponent, escape or quote anywhere after MSH-2, so a value
+        # is its field up to the first component separator (the common shape, checked once).
+        self._plain = (
+            syntax.escape not in text
+            and syntax.repetition not in text
+            and syntax.subcomponent not in text
+            and '"' not in text
+        )
         self._fields = fields
         return fields
 
@@ -116,6 +127,11 @@ class Segment:
         if number >= len(fields):
             return ""
         raw = fields[number]
+        if self._plain and number > 2:
+            if component == 1:
+                return raw.partition(self.syntax.component)[0]
+            parts = raw.split(self.syntax.component)
+            return parts[component - 1] if component <= len(parts) else ""
         if component == 1:
             return raw if raw.isalnum() or not raw else first_value(raw, self.syntax)
         parts = raw.partition(self.syntax.repetition)[0].split(self.syntax.component)
@@ -125,7 +141,12 @@ class Segment:
         """``value(n)`` of fields 0 … count - 1 in one pass (cheaper when most are read)."""
         fields = self._fields or self._split()
         syntax = self.syntax
-        out = [raw if raw.isalnum() or not raw else first_value(raw, syntax) for raw in fields[:count]]
+        if self._plain and count > 3:
+            cs = syntax.component
+            out = [raw if raw.isalnum() or not raw else first_value(raw, syntax) for raw in fields[:3]]
+            out += [raw.partition(cs)[0] if cs in raw else raw for raw in fields[3:count]]
+        else:
+            out = [raw if raw.isalnum() or not raw else first_value(raw, syntax) for raw in fields[:count]]
         if len(out) < count:
             out.extend([""] * (count - len(out)))
         return out
@@ -133,6 +154,15 @@ class Segment:
 
 def first_value(raw: str, syntax: Syntax) -> str:
     """First repetition, component and subcomponent of a raw field, unescaped."""
+    # Most fields hold no delimiter at all: four substring tests are cheaper than three
+    # partitions (and their tuples).
+    if (
+        syntax.component not in raw
+        and syntax.repetition not in raw
+        and syntax.subcomponent not in raw
+        and syntax.escape not in raw
+    ):
+        return "" if raw == _NULL else raw
     raw = raw.partition(syntax.repetition)[0].partition(syntax.component)[0].partition(syntax.subcomponent)[0]
     if syntax.escape in raw:
         return unescape(raw, syntax)
@@ -167,6 +197,8 @@ class Message:
 
 def components_of(repetition: str, syntax: Syntax) -> list[str]:
     """Unescaped components of one raw repetition (first subcomponent of each)."""
+    if syntax.subcomponent not in repetition and syntax.escape not in repetition and '"' not in repetition:
+        return repetition.split(syntax.component)  # the common shape: nothing to cut or unescape
     out = []
     for raw in repetition.split(syntax.component):
         part = raw.partition(syntax.subcomponent)[0]
@@ -197,8 +229,10 @@ def read_message(raw: bytes, max_bytes: int = MAX_BYTES) -> Message:
     data = _unframe(bytes(raw))
     if not data.startswith(b"MSH") or len(data) < 8:
         raise NotHL7("does not start with an MSH segment")
-    end = _LINE_END.search(data)
-    header = data[: end.start()] if end else data
+    # Two memchr scans are cheaper than a regex search for the first line end.
+    cr, lf = data.find(b"\r"), data.find(b"\n")
+    end = cr if lf < 0 or 0 <= cr < lf else lf
+    header = data[:end] if end >= 0 else data
     if len(header) < 8:
         raise NotHL7("MSH segment too short for its delimiters")
     fs = header[3:4]
