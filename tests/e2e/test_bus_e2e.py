@@ -17,7 +17,6 @@ from broker import (
     depth,
     drain,
     fresh_topology,
-    local_broker,
     wait_until,
 )
 
@@ -29,11 +28,6 @@ from connector.policy.model import Policy
 pytestmark = pytest.mark.e2e
 FEEDS = REPO / "examples" / "feeds"
 ZONE = "America/New_York"
-
-
-@pytest.fixture(scope="module")
-def rabbit() -> LocalBroker:
-    return local_broker()
 
 
 def replayed(policy: Policy, fmt: str) -> list[bytes]:

@@ -26,7 +26,6 @@ from broker import (
     expected_charges,
     fresh_topology,
     hl7_feed,
-    local_broker,
     publish_inputs,
     record_figures,
     tally,
@@ -43,11 +42,6 @@ RUNS = int(os.environ.get("IVPUSH_FAULT_RUNS", "10"))
 # x (4 pushes + 1 discharge) inputs: more than RUNS crashes can consume (≤ 3 batches of 8 a run),
 # so every run reaches its crash point
 ENCOUNTERS = max(40, 6 * RUNS)
-
-
-@pytest.fixture(scope="module")
-def rabbit() -> LocalBroker:
-    return local_broker()
 
 
 @dataclass

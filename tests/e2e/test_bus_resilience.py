@@ -15,7 +15,6 @@ from broker import (
     expected_charges,
     fresh_topology,
     hl7_feed,
-    local_broker,
     poison_samples,
     publish_inputs,
     record_figures,
@@ -26,11 +25,6 @@ from broker import (
 from connector.bus.consumer import DETAIL_HEADER, ERROR_HEADER, QUEUE_HEADER
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def rabbit() -> LocalBroker:
-    return local_broker()
 
 
 def charges(feed: list[bytes]) -> dict[str, bytes]:

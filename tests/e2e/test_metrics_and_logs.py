@@ -29,7 +29,6 @@ from broker import (
     expected_charges,
     fresh_topology,
     hl7_feed,
-    local_broker,
     publish_inputs,
     record_figures,
     register_log,
@@ -45,11 +44,6 @@ pytestmark = pytest.mark.e2e
 SYNTHETIC_ENCOUNTERS = 2000  # hl7_feed MRNs of every e2e test (MRN00000…): more than any test publishes
 SYNTH_SEED = 2026  # the seed of the multi-consumer test's synthetic feed (names, MRNs)
 DEBUG_RUNS: list[Path] = []  # the DEBUG consumer's log, for the scan
-
-
-@pytest.fixture(scope="module")
-def rabbit() -> LocalBroker:
-    return local_broker()
 
 
 def free_port() -> int:

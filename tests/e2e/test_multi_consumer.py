@@ -37,11 +37,10 @@ from broker import (
     delete_topology,
     depth,
     fresh_topology,
-    local_broker,
     publish_inputs,
     record_figures,
 )
-from postgres import LocalPostgres, local_postgres
+from postgres import LocalPostgres
 
 from connector.adapters.errors import AdapterError
 from connector.bootstrap import local_zone, renderers
@@ -58,16 +57,6 @@ DELIVERIES = int(os.environ.get("IVPUSH_MULTI_RECORDS", "50000"))
 CONSUMERS = 3
 SEED = 2026
 NetLines = dict[str, tuple[str, int, str]]
-
-
-@pytest.fixture(scope="module")
-def rabbit() -> LocalBroker:
-    return local_broker()
-
-
-@pytest.fixture(scope="module")
-def cluster() -> LocalPostgres:
-    return local_postgres()
 
 
 def synthetic_feed(total: int, seed: int) -> tuple[list[bytes], list[bytes]]:

@@ -9,7 +9,6 @@ from broker import (
     depth,
     drain,
     fresh_topology,
-    local_broker,
     record_figures,
     wait_until,
 )
@@ -21,11 +20,6 @@ from connector.bus.rabbitmq import RabbitBus
 from connector.bus.topology import Topology, policy_args
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def rabbit() -> LocalBroker:
-    return local_broker()
 
 
 def test_windowed_confirms_publish_thousands_per_second_and_every_message_is_confirmed(rabbit: LocalBroker) -> None:

@@ -1,7 +1,7 @@
 """amqps: the server certificate chain and host name are verified (local node's private CA)."""
 
 import pytest
-from broker import LocalBroker, delete_topology, fresh_topology, local_broker
+from broker import LocalBroker, delete_topology, fresh_topology
 
 from connector.bus.base import Outgoing
 from connector.bus.config import load_settings
@@ -17,11 +17,6 @@ def tls(rabbit: LocalBroker) -> tuple[str, str]:
     if "IVPUSH_LOCAL_AMQPS_URL" not in written:
         pytest.skip("the local node has no amqps listener (openssl missing when it started)")
     return written["IVPUSH_LOCAL_AMQPS_URL"], written["IVPUSH_LOCAL_CA_FILE"]
-
-
-@pytest.fixture(scope="module")
-def rabbit() -> LocalBroker:
-    return local_broker()
 
 
 def test_amqps_with_the_right_ca_connects_and_publishes_with_confirms(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 from broker import expected_charges, hl7_feed
-from postgres import LocalPostgres, local_postgres
+from postgres import LocalPostgres
 
 from connector.bootstrap import local_zone, renderers
 from connector.bus.base import Delivery
@@ -28,11 +28,6 @@ from connector.store.postgres import PostgresStore
 from connector.store.postgres_transaction import LOCK_SEED
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def cluster() -> LocalPostgres:
-    return local_postgres()
 
 
 @pytest.fixture

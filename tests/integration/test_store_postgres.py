@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from postgres import LocalPostgres, local_postgres
+from postgres import LocalPostgres
 
 from connector.store.base import OutboxRow, Store
 from connector.store.postgres import PostgresStore, StoreUnavailable
@@ -23,11 +23,6 @@ import test_store_contract as suite
 
 pytestmark = pytest.mark.integration
 globals().update({name: test for name, test in vars(suite).items() if name.startswith("test_")})
-
-
-@pytest.fixture(scope="module")
-def cluster() -> LocalPostgres:
-    return local_postgres()
 
 
 @pytest.fixture
