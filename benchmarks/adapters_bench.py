@@ -35,7 +35,7 @@ from fhir.resources.R4B.medicationadministration import MedicationAdministration
 from connector.adapters.fhir import parse_fhir
 from connector.adapters.hl7v2 import parse_hl7
 from connector.policy.loader import load_policy
-from connector.synth_render import records
+from connector.synth.render import records
 
 try:
     import hl7  # python-hl7 (PyPI: hl7), a benchmark-only comparison

@@ -8,7 +8,7 @@ topology prefix (``bench-...``; quorum queues, the project's arguments), deleted
 1. **Raw pika loop** (the ceiling, ``bus_children pika-loop``, its own process): consume at
    prefetch 100, republish each body with asynchronous publisher confirms, ack (multiple) once
    confirmed; persistent messages; no work.
-2. **ivpush HL7 / FHIR**: N synthetic inputs (``connector.synth_render``, one record per message,
+2. **ivpush HL7 / FHIR**: N synthetic inputs (``connector.synth.render``, one record per message,
    content type and ``x-ivpush-format`` set) are preloaded into the input queue, then ``ivpush
    consume --format json --emit-on change`` starts as a child with a fresh SQLite state file
    (default prefetch 200, batch 200, ``synchronous=FULL``). Time runs from the consumer's
@@ -68,7 +68,7 @@ from benchmarks.bus_node import (
 from benchmarks.replay_bench import _ivpush
 from connector.bus.errors import BusError
 from connector.bus.topology import Topology
-from connector.synth_render import records
+from connector.synth.render import records
 
 ZONE_NAME = "America/New_York"
 SEEDS = {"hl7": 401, "fhir": 402}

@@ -114,7 +114,7 @@ def offer(fmt: str, seed: int, limit: int, skip: int, count: int, rate: float, e
     from connector.bus.config import AmqpSettings  # noqa: PLC0415
     from connector.bus.inputs import CONTENT_TYPES, FORMAT_HEADER  # noqa: PLC0415
     from connector.bus.rabbitmq import RabbitBus  # noqa: PLC0415
-    from connector.synth_render import records  # noqa: PLC0415
+    from connector.synth.render import records  # noqa: PLC0415
 
     bodies = list(islice(records(fmt, seed, limit=limit), skip, skip + count))
     bus = RabbitBus(AmqpSettings(url=os.environ["IVPUSH_AMQP_URL"], connection_name="ivpush bench offer"))

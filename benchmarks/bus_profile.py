@@ -24,7 +24,7 @@ from pathlib import Path
 from benchmarks.bus_check import Parsed, outbox_counts
 from benchmarks.bus_node import ROOT, Node, child_env, delete, preload, topology_for, wait_for_text
 from benchmarks.replay_bench import _ivpush
-from connector.synth_render import records
+from connector.synth.render import records
 
 ZONE_NAME = "America/New_York"
 SEEDS = {"hl7": 401, "fhir": 402}

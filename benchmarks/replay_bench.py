@@ -1,6 +1,6 @@
 """Replay: records/s and peak RSS of ``ivpush replay`` on synthetic HL7 v2 and FHIR archives.
 
-For each format and size, a seeded archive is written to a temp dir (``connector.synth_render``)
+For each format and size, a seeded archive is written to a temp dir (``connector.synth.render``)
 and three programs read it, each in its own process so that its peak RSS is its own (taken
 from ``os.wait4``'s rusage of that child):
 
@@ -42,7 +42,7 @@ from connector.adapters.dispatch import parse_record
 from connector.adapters.errors import AdapterError
 from connector.bootstrap import local_zone
 from connector.policy.loader import load_policy
-from connector.synth_render import write_feed
+from connector.synth.render import write_feed
 
 ROOT = Path(__file__).resolve().parent.parent
 ZONE_NAME = "America/New_York"

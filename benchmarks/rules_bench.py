@@ -15,7 +15,7 @@ from connector.model import Encounter
 from connector.policy.loader import load_policy
 from connector.policy.model import Policy
 from connector.rules import evaluate
-from connector.synth import encounters
+from connector.synth.encounters import encounters
 
 
 def _timed(fn: Any, items: list[Encounter]) -> float:

@@ -1,23 +1,14 @@
 """The consumer loop: the delivery contract of rabbitmq-notes.md, batch by batch.
 
 For each batch of deliveries (up to ``batch_size``, or what arrived within ``batch_wait`` of
-the first one):
+the first one): parse, commit in one store transaction, park the poison, ack
+(``batch.BatchProcessor``, with ``parking``), then relay the outbox (``relay.Relay``):
+confirmed rows are marked sent. This module owns what surrounds the batches (connecting,
+relaying, sweeping, reconnecting, stopping) so that every failure ends in a reconnect or a
+parked input and the consumer never dies on an input.
 
-1. parse every delivery (``inputs.parse_delivery``); an ``AdapterError`` marks it poison;
-2. ``Service.handle`` the parsed records in **one** store transaction (dedup keys, encounter
-   state, outbox rows) and commit;
-3. park the poison deliveries: publish each body to the parking exchange with
-   ``x-ivpush-error`` (code) and ``x-ivpush-detail`` (no PHI) headers and wait for the
-   confirms — RabbitMQ's own dead-lettering (``basic.reject(requeue=False)``) cannot add
-   headers, so the consumer publishes the parked copy itself and then acks the original;
-4. ack the batch (``multiple=True`` on its last tag);
-5. relay the outbox (``relay.Relay``): confirmed rows are marked sent.
-
-A crash anywhere loses nothing: before 4 the batch is redelivered and its dedup keys make
-the committed part an ack-only; the outbox is relayed again after a restart. A delivery
-whose processing raises something other than an ``AdapterError`` (a bug on one input) is
-isolated by re-handling the batch delivery by delivery and parked with
-``x-ivpush-error: processing_error``; the consumer never dies on an input. The broker's
+A crash anywhere loses nothing: before the ack the batch is redelivered and its dedup keys make
+the committed part an ack-only; the outbox is relayed again after a restart. The broker's
 ``delivery-limit`` policy is the last resort for anything else that keeps failing.
 
 Transient failures (broker gone, channel closed, confirms missing, store locked) close the
@@ -41,28 +32,21 @@ import logging
 import time
 from collections.abc import Callable
 
-from connector.adapters.errors import AdapterError
 from connector.bus.backoff import Backoff
-from connector.bus.base import Bus, Delivery, Outgoing
+from connector.bus.base import Bus, Delivery
+from connector.bus.batch import BatchProcessor, Parse
 from connector.bus.control import TRANSIENT, ConsumerSettings, ConsumerStats, Stop, TransientError, is_transient
 from connector.bus.errors import BusError, BusUnavailable
 from connector.bus.faults import Faults
 from connector.bus.relay import Relay
-from connector.bus.telemetry import count_outcome, count_parked
 from connector.bus.topology import Topology
-from connector.model import ParsedRecord
 from connector.observability.metrics import Metrics
-from connector.service import Outcome, Service
+from connector.service import Service
 
 __all__ = ["Consumer", "ConsumerSettings", "ConsumerStats", "Stop", "TransientError", "is_transient"]
 
 LOG = logging.getLogger("ivpush.bus")
-ERROR_HEADER = "x-ivpush-error"
-DETAIL_HEADER = "x-ivpush-detail"
-QUEUE_HEADER = "x-ivpush-queue"
-PROCESSING_ERROR = "processing_error"
 STORE_PROBE_EVERY = 5.0  # seconds between store probes while idle (readiness)
-Parse = Callable[[Delivery], list[ParsedRecord]]
 
 
 class Consumer:
@@ -82,7 +66,6 @@ class Consumer:
     ) -> None:
         self.connect = connect
         self.service = service
-        self.parse = parse
         self.topology = topology
         self.settings = settings
         self.stop = stop or Stop()
@@ -100,6 +83,7 @@ class Consumer:
             retry_cap=settings.retry_cap,
             metrics=self.metrics,
         )
+        self.batches = BatchProcessor(service, parse, topology, settings, self.faults, self.stats, self.metrics)
         self._backoff = Backoff(settings.reconnect_base, settings.reconnect_cap)
 
     def run(self) -> ConsumerStats:
@@ -195,86 +179,8 @@ class Consumer:
         bus.close()
 
     def process(self, bus: Bus, deliveries: list[Delivery]) -> None:
-        """One batch: parse, one transaction, park poison, ack (see the module docstring)."""
-        received = time.monotonic()
-        self.faults.hit("after_receive")
-        good: list[tuple[Delivery, list[ParsedRecord]]] = []
-        poison: list[tuple[Delivery, str, str]] = []
-        for delivery in deliveries:
-            try:
-                good.append((delivery, self.parse(delivery)))
-            except AdapterError as error:
-                poison.append((delivery, error.code, error.detail))
-        poison.extend(self._handle(good))
-        self.faults.hit("after_commit")
-        if poison:
-            self._park(bus, poison)
-        bus.ack(max(d.delivery_tag for d in deliveries), multiple=True)
-        self.faults.hit("after_ack")
-        self.stats.batches += 1
-        self.stats.deliveries += len(deliveries)
-        self.stats.parked += len(poison)
-        count_parked(self.metrics, [(delivery, code) for delivery, code, _ in poison])
-        self.metrics.batch_done(len(deliveries), time.monotonic() - received)
-        LOG.debug(
-            "batch of %d acked (%d parked)", len(deliveries), len(poison),
-            extra={"deliveries": len(deliveries), "parked": len(poison)},
-        )  # fmt: skip
-
-    def _handle(self, good: list[tuple[Delivery, list[ParsedRecord]]]) -> list[tuple[Delivery, str, str]]:
-        """Commit the batch; when it fails for a non-transient reason, isolate the culprits."""
-        try:
-            self._count(good, self.service.handle([record for _, records in good for record in records]))
-            return []
-        except Exception as error:  # classified below: transient → reconnect, else isolate
-            if is_transient(error):
-                raise TransientError(f"store: {error.__class__.__name__}") from error
-            LOG.error("batch failed (%s): retrying delivery by delivery", error.__class__.__name__)
-        failed: list[tuple[Delivery, str, str]] = []
-        for delivery, records in good:
-            try:
-                self._count([(delivery, records)], self.service.handle(records))
-            except Exception as error:  # same, one delivery at a time
-                if is_transient(error):
-                    raise TransientError(f"store: {error.__class__.__name__}") from error
-                failed.append((delivery, PROCESSING_ERROR, error.__class__.__name__))
-        return failed
-
-    def _count(self, handled: list[tuple[Delivery, list[ParsedRecord]]], outcome: Outcome) -> None:
-        """Add a committed outcome to the stats and the metrics (a commit also proves the store answers)."""
-        self.stats.add(outcome)
-        self.metrics.store_probed(ok=True)
-        count_outcome(self.metrics, handled, outcome)
-
-    def _park(self, bus: Bus, poison: list[tuple[Delivery, str, str]]) -> None:
-        """Publish poison bodies to the parking exchange with reason headers; wait for the confirms."""
-        messages = [
-            Outgoing(
-                exchange=self.topology.parking_exchange,
-                routing_key=delivery.routing_key,
-                body=delivery.body,
-                message_id=delivery.message_id,
-                content_type=delivery.content_type,
-                headers={
-                    **delivery.headers,
-                    ERROR_HEADER: code,
-                    DETAIL_HEADER: detail[:500],
-                    QUEUE_HEADER: self.settings.queue,
-                },
-                key=delivery.delivery_tag,
-            )
-            for delivery, code, detail in poison
-        ]
-        report = bus.publish(messages, self.settings.confirm_timeout, self.settings.publish_window)
-        self.metrics.observe_confirms(report.confirm_seconds)
-        if not report.complete:
-            raise BusUnavailable(
-                f"parking not confirmed ({len(report.returned)} returned, {len(report.nacked)} nacked, "
-                f"{len(report.unconfirmed)} unknown)"
-            )
-        for delivery, code, _detail in poison:
-            ident = delivery.message_id or f"tag {delivery.delivery_tag}"
-            LOG.warning("parked input %s: %s", ident, code, extra={"input": ident, "code": code})
+        """One batch: parse, one transaction, park poison, ack (``batch.BatchProcessor``)."""
+        self.batches.process(bus, deliveries)
 
     def sweep(self, bus: Bus) -> None:
         """Close encounters idle for ``idle_seconds`` and relay what that emitted."""

@@ -1,4 +1,4 @@
-"""The bus's own errors: pika's exceptions never leave ``connector.bus.rabbitmq``."""
+"""The bus's own errors: pika's exceptions never leave the ``connector.bus.rabbitmq*`` modules."""
 
 from __future__ import annotations
 

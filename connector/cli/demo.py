@@ -13,8 +13,9 @@ import click
 from connector.bootstrap import local_zone
 from connector.cli.options import load_or_exit, mappings_option
 from connector.cli.replay import ReplayOptions, run
+from connector.shipped import shipped_dir
 
-FEEDS = Path(__file__).resolve().parents[2] / "examples" / "feeds"
+FEEDS = shipped_dir("demo_feeds", "examples/feeds")
 
 
 def table(ndjson: bytes) -> str:

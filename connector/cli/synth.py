@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from connector.synth_render import FORMATS, write_feed
+from connector.synth.render import FORMATS, write_feed
 
 
 @click.command()

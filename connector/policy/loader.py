@@ -28,9 +28,10 @@ from connector.policy.model import (
 )
 from connector.policy.payers import load_payers
 from connector.policy.yamlfile import LINE, MappingFile, Problems, read
+from connector.shipped import shipped_dir
 
 E = TypeVar("E", bound=StrEnum)
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "mappings"
+DEFAULT_DIR = shipped_dir("mappings", "mappings")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from broker import (
     wait_until,
 )
 
-from connector.bus.consumer import DETAIL_HEADER, ERROR_HEADER, QUEUE_HEADER
+from connector.bus.parking import DETAIL_HEADER, ERROR_HEADER, QUEUE_HEADER
 
 pytestmark = pytest.mark.e2e
 

@@ -37,8 +37,8 @@ from broker import (
 from phi_scan import sample_files, sample_phi, scan
 from prometheus_client.parser import text_string_to_metric_families
 
-from connector.bus.consumer import DETAIL_HEADER
-from connector.synth_render import records as synth_records
+from connector.bus.parking import DETAIL_HEADER
+from connector.synth.render import records as synth_records
 
 pytestmark = pytest.mark.e2e
 SYNTHETIC_ENCOUNTERS = 2000  # hl7_feed MRNs of every e2e test (MRN00000…): more than any test publishes

@@ -1,6 +1,6 @@
 """Three consumers, one input queue, one PostgreSQL database, ``kill -9`` every few seconds: the same net charges.
 
-A synthetic HL7 feed (``connector.synth_render``, deterministic by seed) with a fifth of its
+A synthetic HL7 feed (``connector.synth.render``, deterministic by seed) with a fifth of its
 records sent twice, shuffled, is published to ONE input queue; three ``ivpush consume``
 processes (forked from the warm test process, ``broker.ForkedConsumer``) share it and one
 PostgreSQL database (``--state postgresql://…``). Every 2–4 s one of them, drawn at random, is
@@ -50,7 +50,7 @@ from connector.model import ParsedRecord
 from connector.policy.model import Policy
 from connector.service import Service, ServiceSettings
 from connector.store.memory import MemoryStore
-from connector.synth_render import records as synth_records
+from connector.synth.render import records as synth_records
 
 pytestmark = pytest.mark.e2e
 DELIVERIES = int(os.environ.get("IVPUSH_MULTI_RECORDS", "50000"))

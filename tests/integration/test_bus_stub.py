@@ -17,10 +17,11 @@ from connector.bootstrap import local_zone, renderers
 from connector.bus.backoff import Backoff
 from connector.bus.base import Delivery, Outgoing
 from connector.bus.config import load_settings, redact
-from connector.bus.consumer import DETAIL_HEADER, ERROR_HEADER, Consumer, ConsumerSettings, Stop
+from connector.bus.consumer import Consumer, ConsumerSettings, Stop
 from connector.bus.errors import BusUnavailable, ConfigError
 from connector.bus.faults import Faults
 from connector.bus.inputs import declared_format, parse_delivery, records
+from connector.bus.parking import DETAIL_HEADER, ERROR_HEADER
 from connector.bus.stub import StubBroker, StubMessage
 from connector.bus.topology import Topology, definitions_json, policy_args
 from connector.cli.consume import consume as consume_command

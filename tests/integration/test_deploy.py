@@ -410,7 +410,13 @@ def test_dockerfile_runs_ivpush_consume_as_non_root_on_the_chart_metrics_port() 
     assert "/healthz" in final["HEALTHCHECK"]
     assert str(values["podSecurityContext"]["runAsUser"]) == user
     ignore = (REPO / ".dockerignore").read_text(encoding="utf-8").split()
-    assert ignore[ignore.index("*") + 1 :][:3] == ["!pyproject.toml", "!README.md", "!connector/"]
+    assert ignore[ignore.index("*") + 1 :][:5] == [
+        "!pyproject.toml",
+        "!README.md",
+        "!connector/",
+        "!mappings/",
+        "!examples/feeds/",
+    ]
 
 
 # --------------------------------------------------------------------------- RabbitMQ

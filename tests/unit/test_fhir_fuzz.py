@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from connector.adapters.errors import AdapterError, InvalidFhir
 from connector.adapters.fhir import is_r5, parse_fhir
-from connector.adapters.fhir_validate import R4B, R5, validate, validate_plain
+from connector.adapters.fhir.validate import R4B, R5, validate, validate_plain
 from connector.model import ParsedRecord
 from connector.policy.loader import load_policy
 

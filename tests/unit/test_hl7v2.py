@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from connector.adapters import errors
 from connector.adapters.errors import AdapterError
 from connector.adapters.hl7v2 import parse_hl7
-from connector.adapters.hl7v2_reader import Syntax, parse_dtm, read_message, unescape
+from connector.adapters.hl7v2.encoding import Syntax, unescape
+from connector.adapters.hl7v2.framing import read_message
+from connector.adapters.hl7v2.timestamps import parse_dtm
 from connector.model import AdminStatus, CodedValue, EncounterEventKind, ParsedRecord, PatientClass, SourceRef
 from connector.policy.model import Policy
 

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.adapters.errors import AdapterError
-from connector.adapters.hl7v2_reader import Message, read_message
+from connector.adapters.hl7v2.framing import read_message
+from connector.adapters.hl7v2.segments import Message
 
 hl7apy_parser = pytest.importorskip("hl7apy.parser")
 hl7apy_consts = pytest.importorskip("hl7apy.consts")

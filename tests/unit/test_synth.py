@@ -10,12 +10,15 @@ from click.testing import CliRunner
 from connector.adapters.archive import read_records
 from connector.adapters.fhir import parse_fhir
 from connector.adapters.hl7v2 import parse_hl7
-from connector.adapters.hl7v2_reader import parse_dtm, read_message
+from connector.adapters.hl7v2.framing import read_message
+from connector.adapters.hl7v2.timestamps import parse_dtm
 from connector.cli.synth import synth
 from connector.model import AdminStatus
 from connector.policy.model import Policy
-from connector.synth import DISCHARGED, encounters, feed_encounters, timeline
-from connector.synth_render import escape, hl7_time, records, write_feed
+from connector.synth.encounters import encounters
+from connector.synth.feed import DISCHARGED, feed_encounters, timeline
+from connector.synth.hl7 import escape, hl7_time
+from connector.synth.render import records, write_feed
 
 SITE_ZONE = timezone(timedelta(hours=-5))
 

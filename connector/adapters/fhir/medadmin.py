@@ -1,6 +1,6 @@
 """FHIR MedicationAdministration (R4/R4B and R5 JSON) → Administration.
 
-Reads the validated JSON (see ``fhir_validate``); every failure is an ``AdapterError`` whose
+Reads the validated JSON (see ``validate``); every failure is an ``AdapterError`` whose
 detail names the element, never its value.
 """
 
@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP
 from typing import Final
 
 from connector.adapters.errors import InvalidFhir, MissingEncounterKey, MissingField, UnknownStatus
-from connector.adapters.fhir_fields import (
+from connector.adapters.fhir.fields import (
     RELATIVE_BASE,
     Json,
     coded,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from connector.adapters.errors import MissingEncounterKey, UnknownStatus
-from connector.adapters.fhir_fields import (
+from connector.adapters.fhir.fields import (
     RELATIVE_BASE,
     Json,
     coded,

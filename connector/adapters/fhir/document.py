@@ -10,13 +10,13 @@ Versions: R4/R4B JSON (``medicationCodeableConcept``/``medicationReference``, ``
 fhir.resources R4B models; R5 JSON (``medication`` CodeableReference, ``encounter``,
 ``occurence[x]`` — HL7's spelling; ``occurrence[x]`` is accepted and read the same —
 Encounter ``class`` as a list, ``actualPeriod``) with the R5 models. Every resource is
-validated (``fhir_validate``) before it is read; one input has one fate: any resource that
+validated (``validate``) before it is read; one input has one fate: any resource that
 fails rejects the whole document.
 
 Identity: the administration id comes from the resource id (stable across versions);
 ``version`` orders versions (numeric versionId zero-padded to 12 digits, then lastUpdated
 in UTC); ``dedup_key`` is ``Type/id/_history/versionId``, or ``Type/id/sha256:<digest of the
-canonical JSON>`` without a versionId. Encounter keys: ``fhir_fields.RELATIVE_BASE``.
+canonical JSON>`` without a versionId. Encounter keys: ``fields.RELATIVE_BASE``.
 
 Every failure is an ``AdapterError`` whose detail names the element, never a value.
 """
@@ -28,10 +28,10 @@ from typing import Final, cast
 import orjson
 
 from connector.adapters.errors import InvalidFhir, MissingField, OversizeInput, UnsupportedMessageType
-from connector.adapters.fhir_encounter import encounter_event
-from connector.adapters.fhir_fields import Json, parse_reference
-from connector.adapters.fhir_medadmin import Resolver, administration
-from connector.adapters.fhir_validate import R4B, R5, validate
+from connector.adapters.fhir.encounter import encounter_event
+from connector.adapters.fhir.fields import Json, parse_reference
+from connector.adapters.fhir.medadmin import Resolver, administration
+from connector.adapters.fhir.validate import R4B, R5, validate
 from connector.model import ParsedRecord
 from connector.model.ids import digest
 from connector.policy.model import Policy

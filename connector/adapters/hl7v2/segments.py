@@ -1,0 +1,152 @@
+"""HL7 v2 segments and fields: split on first access, unescaped only where an escape is present.
+
+Segments are split into fields only when read, and values are unescaped only when they
+contain the escape character: most fields of a RAS are read once or never.
+"""
+
+from __future__ import annotations
+
+from connector.adapters.hl7v2.encoding import Syntax, unescape
+
+_NULL = '""'  # HL7 explicit null: "delete the value"; read as empty
+
+
+class Segment:
+    """One segment; fields are split on first access and numbered as in the standard.
+
+    For MSH, field 1 is the field separator and field 2 the encoding characters, so
+    ``field(n)`` is MSH-n for every segment.
+    """
+
+    __slots__ = ("_fields", "_plain", "name", "syntax", "text")
+
+    def __init__(self, text: str, syntax: Syntax) -> None:
+        self.name = text[:3]
+        self.text = text
+        self.syntax = syntax
+        self._fields: list[str] | None = None
+        self._plain = False
+
+    def _split(self) -> list[str]:
+        syntax = self.syntax
+        text = self.text
+        fields = text.split(syntax.field)
+        if self.name == "MSH":
+            fields.insert(1, syntax.field)
+            text = text[4 + len(fields[2]) :]  # MSH-2 holds every delimiter by definition
+        # Plain: no repetition, subcomponent, escape or quote anywhere after MSH-2, so a value
+        # is its field up to the first component separator (the common shape, checked once).
+        self._plain = (
+            syntax.escape not in text
+            and syntax.repetition not in text
+            and syntax.subcomponent not in text
+            and '"' not in text
+        )
+        self._fields = fields
+        return fields
+
+    def field(self, number: int) -> str:
+        """The raw (still escaped) field, all repetitions; empty when absent."""
+        fields = self._fields or self._split()
+        return fields[number] if number < len(fields) else ""
+
+    def repetitions(self, number: int) -> list[str]:
+        """The raw repetitions of a field (none when the field is empty)."""
+        raw = self.field(number)
+        return raw.split(self.syntax.repetition) if raw else []
+
+    def components(self, number: int) -> list[str]:
+        """Unescaped components of the field's first repetition (first subcomponent of each)."""
+        raw = self.field(number)
+        if not raw:
+            return []
+        return components_of(raw.split(self.syntax.repetition, 1)[0], self.syntax)
+
+    def value(self, number: int, component: int = 1) -> str:
+        """One unescaped component (first subcomponent) of the field's first repetition."""
+        fields = self._fields or self._split()
+        if number >= len(fields):
+            return ""
+        raw = fields[number]
+        if self._plain and number > 2:
+            if component == 1:
+                return raw.partition(self.syntax.component)[0]
+            parts = raw.split(self.syntax.component)
+            return parts[component - 1] if component <= len(parts) else ""
+        if component == 1:
+            return raw if raw.isalnum() or not raw else first_value(raw, self.syntax)
+        parts = raw.partition(self.syntax.repetition)[0].split(self.syntax.component)
+        return first_value(parts[component - 1], self.syntax) if component <= len(parts) else ""
+
+    def values(self, count: int) -> list[str]:
+        """``value(n)`` of fields 0 … count - 1 in one pass (cheaper when most are read)."""
+        fields = self._fields or self._split()
+        syntax = self.syntax
+        if self._plain and count > 3:
+            cs = syntax.component
+            out = [raw if raw.isalnum() or not raw else first_value(raw, syntax) for raw in fields[:3]]
+            out += [raw.partition(cs)[0] if cs in raw else raw for raw in fields[3:count]]
+        else:
+            out = [raw if raw.isalnum() or not raw else first_value(raw, syntax) for raw in fields[:count]]
+        if len(out) < count:
+            out.extend([""] * (count - len(out)))
+        return out
+
+
+def first_value(raw: str, syntax: Syntax) -> str:
+    """First repetition, component and subcomponent of a raw field, unescaped."""
+    # Most fields hold no delimiter at all: four substring tests are cheaper than three
+    # partitions (and their tuples).
+    if (
+        syntax.component not in raw
+        and syntax.repetition not in raw
+        and syntax.subcomponent not in raw
+        and syntax.escape not in raw
+    ):
+        return "" if raw == _NULL else raw
+    raw = raw.partition(syntax.repetition)[0].partition(syntax.component)[0].partition(syntax.subcomponent)[0]
+    if syntax.escape in raw:
+        return unescape(raw, syntax)
+    return "" if raw == _NULL else raw
+
+
+class Message:
+    """A decoded message: its syntax and its segments in order (MSH first)."""
+
+    __slots__ = ("segments", "syntax")
+
+    def __init__(self, syntax: Syntax, segments: tuple[Segment, ...]) -> None:
+        self.syntax = syntax
+        self.segments = segments
+
+    @property
+    def msh(self) -> Segment:
+        """The message header."""
+        return self.segments[0]
+
+    def first(self, name: str) -> Segment | None:
+        """The first segment with this id, if any."""
+        for segment in self.segments:
+            if segment.name == name:
+                return segment
+        return None
+
+    def every(self, name: str) -> list[Segment]:
+        """Every segment with this id, in order."""
+        return [segment for segment in self.segments if segment.name == name]
+
+
+def components_of(repetition: str, syntax: Syntax) -> list[str]:
+    """Unescaped components of one raw repetition (first subcomponent of each)."""
+    if syntax.subcomponent not in repetition and syntax.escape not in repetition and '"' not in repetition:
+        return repetition.split(syntax.component)  # the common shape: nothing to cut or unescape
+    out = []
+    for raw in repetition.split(syntax.component):
+        part = raw.partition(syntax.subcomponent)[0]
+        if part == _NULL:
+            part = ""
+        elif syntax.escape in part:
+            part = unescape(part, syntax)
+        out.append(part)
+    return out
+

@@ -1,0 +1,51 @@
+"""The SQLite store's schema: numbered migrations, applied when the file is opened.
+
+``schema_version`` holds one row, the number of migrations applied. ``migrate`` runs each
+missing migration and its version bump in one ``BEGIN IMMEDIATE`` transaction (SQLite's DDL
+is transactional). Called by ``SqliteStore`` on open; see ``connector.store.sqlite``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE seen (dedup_key TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE encounters (
+        key TEXT PRIMARY KEY, ref TEXT NOT NULL, attrs TEXT NOT NULL,
+        updated_at REAL NOT NULL, messages INTEGER NOT NULL, closed INTEGER NOT NULL
+    );
+    CREATE INDEX encounters_open ON encounters (closed, updated_at);
+    CREATE TABLE administrations (
+        encounter_key TEXT NOT NULL, admin_id TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (encounter_key, admin_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE emitted (
+        encounter_key TEXT NOT NULL, line_id TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (encounter_key, line_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL, format TEXT NOT NULL,
+        encounter_key TEXT NOT NULL, body BLOB NOT NULL, sent INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (message_id, format)
+    );
+    CREATE INDEX outbox_pending ON outbox (sent, seq);
+    """,
+)
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Apply the migrations the file has not had yet.
+
+    Args:
+        db: A connection in autocommit mode (``isolation_level=None``).
+    """
+    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = db.execute("SELECT version FROM schema_version").fetchone()
+    current = row[0] if row else 0
+    for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+        db.executescript(f"BEGIN IMMEDIATE; {script}")
+        db.execute("DELETE FROM schema_version")
+        db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        db.execute("COMMIT")
