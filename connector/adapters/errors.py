@@ -69,3 +69,9 @@ class InvalidFhir(AdapterError):
     """A FHIR resource that is not valid JSON or not the expected shape."""
 
     code = "invalid_fhir"
+
+
+class BadIdentifier(AdapterError):
+    """An identifier (visit, account, patient, resource id) that is empty or holds control characters."""
+
+    code = "bad_identifier"
