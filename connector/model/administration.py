@@ -63,6 +63,10 @@ class Administration:
             ``kvo``, ``flush``, ``vehicle``); the policy decides what they imply.
         department: Ordering/administering department, for revenue-code overrides.
         source: Where the record came from.
+        time_review: Why its times need review, naming fields, e.g. ``"RXA-3 fold"``: a local
+            time sent without an offset that a DST change makes ambiguous (``fold``) or
+            nonexistent (``gap``), read by the documented rule; the lines it feeds are flagged
+            ``needs_review``. Empty for unambiguous times.
     """
 
     id: str
@@ -83,6 +87,7 @@ class Administration:
     contexts: frozenset[str] = field(default_factory=frozenset)
     department: str = ""
     source: SourceRef = SourceRef(kind="unknown")
+    time_review: str = ""
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or (self.end is not None and self.end.tzinfo is None):

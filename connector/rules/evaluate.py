@@ -8,6 +8,8 @@ order, duplicates and replays converge (administrations are sorted and de-duplic
 
 from __future__ import annotations
 
+from datetime import date
+
 from connector.model import ChargeResult, Decision, Encounter, Reason, ServiceKind
 from connector.policy.model import Policy
 from connector.rules import timeline
@@ -97,17 +99,37 @@ def evaluate(encounter: Encounter, policy: Policy) -> ChargeResult:
 def _overlay(
     encounter: Encounter, units: list[Unit], needs_review: bool, initial_ids: set[str], modifier: str | None
 ) -> list[Unit]:
-    """Mark the initial unit for review and add the separate-encounter modifier."""
+    """Mark the initial unit for review, add the separate-encounter modifier, flag DST-ambiguous days."""
     extra = (modifier,) if modifier and encounter.separate_same_day else ()
-    if not needs_review and not extra:
+    ambiguous_days = _ambiguous_days(encounter)
+    if not needs_review and not extra and not ambiguous_days:
         return units  # nothing to mark
     result: list[Unit] = []
     for unit in units:
         if unit.rule.startswith("initial.") and not unit.modifiers and not initial_ids.isdisjoint(unit.admin_ids):
             flags = (*unit.flags, "needs_review") if needs_review else unit.flags
             unit = unit._replace(modifiers=(*unit.modifiers, *extra), flags=flags)  # noqa: PLW2901
+        if unit.day in ambiguous_days and "needs_review" not in unit.flags:
+            unit = unit._replace(flags=(*unit.flags, "needs_review"))  # noqa: PLW2901
         result.append(unit)
     return result
+
+
+def _ambiguous_days(encounter: Encounter) -> frozenset[date]:
+    """Local days with an administration whose time a DST change made ambiguous.
+
+    coding-rules.md §2 "Time" flags the line of that administration *and* any line whose
+    code would differ under the other reading. Any line of the same day can (sequence,
+    initial choice, hour units), so every line of that day is flagged: more review, never a
+    silent guess.
+    """
+    days: set[date] = set()
+    for admin in encounter.administrations:
+        if admin.time_review:
+            days.add(admin.start.date())
+            if admin.end is not None:
+                days.add(admin.end.date())
+    return frozenset(days)
 
 
 def _decisions(

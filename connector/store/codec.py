@@ -57,6 +57,7 @@ def administration_to_dict(admin: Administration) -> dict[str, Any]:
         "contexts": sorted(admin.contexts),
         "department": admin.department,
         "source": [admin.source.kind, admin.source.message_id, admin.source.position],
+        **({"tr": admin.time_review} if admin.time_review else {}),
     }
 
 
@@ -82,6 +83,7 @@ def administration_from_dict(data: dict[str, Any]) -> Administration:
         contexts=frozenset(data["contexts"]),
         department=data["department"],
         source=SourceRef(*data["source"]),
+        time_review=data.get("tr", ""),
     )
 
 

@@ -407,9 +407,11 @@ def test_one_push_carries_every_field_the_rules_read(policy: Policy) -> None:
     )
 
 
-def test_local_times_get_the_site_zone_attached_and_sent_offsets_stay_fixed(policy: Policy) -> None:
+def test_local_times_get_the_site_zones_offset_then_and_sent_offsets_stay_fixed(policy: Policy) -> None:
     (local,) = parse(read("epic-ras-o17-one-push.hl7"), policy).administrations
-    assert local.start.tzinfo is ZONE
+    # A fixed offset (the zone's at that moment), not the zone: durations are elapsed time (DST-safe).
+    assert local.start.utcoffset() == ZONE.utcoffset(datetime(2026, 3, 2, 10, 15))
+    assert local.start.tzinfo is not ZONE
     assert local.start.replace(tzinfo=None) == datetime(2026, 3, 2, 10, 15)
     (offset,) = parse(read("ras-o17-fraction-offset.hl7"), policy).administrations
     assert offset.start.tzinfo == UTC
@@ -434,7 +436,7 @@ def test_meditech_delete_keeps_the_local_code_and_the_ndc(policy: Policy) -> Non
     assert admin.end is None
     assert admin.route.text == "INTRAVEN."
     assert admin.site == "VAD"
-    assert admin.start.tzinfo is ZONE
+    assert admin.start.utcoffset() == timedelta(hours=-4)  # the site zone's offset then (EDT), fixed
 
 
 def test_route_without_a_system_defaults_to_table_0162_and_keeps_the_code_as_sent(policy: Policy) -> None:

@@ -134,6 +134,7 @@ class RasReader:
             contexts=_NO_CONTEXTS,
             department=self.department,
             source=self.source,
+            time_review=clock.review((("RXA-3", start_text), ("RXA-4", end_text))),
         )
 
 

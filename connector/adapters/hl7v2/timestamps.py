@@ -5,19 +5,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 from connector.adapters.errors import BadTimestamp
+from connector.adapters.sanity import DEFAULT_WINDOW, TimeWindow
 
 
-def parse_dtm(text: str, zone: tzinfo, where: str, need_day: bool = False) -> datetime:
+def parse_dtm(
+    text: str, zone: tzinfo, where: str, need_day: bool = False, notes: list[str] | None = None
+) -> datetime:
     """Parse an HL7 DTM ``YYYY[MM[DD[HH[MM[SS[.S+]]]]]][+/-ZZZZ]``.
 
     Args:
         text: The first component of a TS/DTM field, unescaped.
-        zone: Zone attached (never converted to) when the value has no offset.
+        zone: The site's zone, which gives a value sent without an offset its offset.
         where: Field name for the reject detail, e.g. ``RXA-3``.
         need_day: Reject values less precise than a day.
+        notes: Receives ``"<where> fold"`` or ``"<where> gap"`` when a value sent without an
+            offset is ambiguous or nonexistent in ``zone`` (see ``on_instant``).
 
     Returns:
-        A timezone-aware datetime: the sent offset as a fixed zone, else ``zone``.
+        An instant with a fixed offset (the sent one, else the one ``zone`` has then), so that
+        durations between two values are real elapsed time, across DST changes too.
 
     Raises:
         BadTimestamp: The value is not a DTM, is not a real date/time or lacks a day.
@@ -39,7 +45,7 @@ def parse_dtm(text: str, zone: tzinfo, where: str, need_day: bool = False) -> da
         raise BadTimestamp(f"{where} has no day")
     try:
         if size >= 12:
-            return datetime(
+            moment = datetime(
                 int(text[:4]),
                 int(text[4:6]),
                 int(text[6:8]),
@@ -49,9 +55,44 @@ def parse_dtm(text: str, zone: tzinfo, where: str, need_day: bool = False) -> da
                 int(fraction.ljust(6, "0")) if fraction else 0,
                 tzinfo=tz,
             )
-        return datetime(int(text[:4]), int(text[4:6] or 1), int(text[6:8] or 1), int(text[8:10] or 0), tzinfo=tz)
+        else:
+            moment = datetime(int(text[:4]), int(text[4:6] or 1), int(text[6:8] or 1), int(text[8:10] or 0), tzinfo=tz)
     except ValueError as error:
         raise BadTimestamp(f"{where} not a valid date/time") from error
+    if tz is zone and type(zone) is not timezone:
+        return on_instant(moment, where, notes)
+    return moment
+
+
+def on_instant(moment: datetime, where: str, notes: list[str] | None = None) -> datetime:
+    """A local reading in a real zone as an instant with a fixed offset.
+
+    Python subtracts two datetimes that share a ``tzinfo`` object as wall-clock readings:
+    01:30 to 03:30 on a spring-forward night would be two hours. With fixed offsets every
+    difference is elapsed time. The local date and wall time are kept as read.
+
+    Readings a DST change makes ambiguous follow coding-rules.md §2 "Time": in a fall-back
+    fold (01:30 happens twice) the first occurrence, i.e. the offset in force before the
+    change; inside a spring-forward gap (02:30 never happens) the offset in force just before
+    the gap. Both are noted (``"RXA-3 fold"``/``"RXA-3 gap"``) so the lines they feed are
+    flagged ``needs_review``.
+
+    Raises:
+        BadTimestamp: The zone cannot give the value an offset (out of its range).
+    """
+    try:
+        offset = moment.utcoffset()
+        other = moment.replace(fold=1).utcoffset()
+    except (OverflowError, ValueError) as error:
+        raise BadTimestamp(f"{where} out of range") from error
+    if offset is None:  # a tzinfo that knows no offset: nothing to fix
+        return moment
+    if other != offset and notes is not None and other is not None:
+        notes.append(f"{where} {'fold' if offset > other else 'gap'}")
+    fixed = _FIXED.get(offset)
+    if fixed is None:
+        fixed = _FIXED[offset] = timezone(offset)
+    return moment.replace(tzinfo=fixed)
 
 
 def _with_fraction(text: str, where: str) -> tuple[str, str]:
@@ -67,6 +108,8 @@ def _with_fraction(text: str, where: str) -> tuple[str, str]:
 _DTM_LENGTHS = frozenset({4, 6, 8, 10, 12, 14})
 # "+HHMM"/"-HHMM" → zone. Only valid offsets are stored, so it holds at most 2 × 24 × 60 entries.
 _ZONES: dict[str, timezone] = {}
+# Offset → fixed zone for local readings (a zone has a handful of offsets in its history).
+_FIXED: dict[timedelta, timezone] = {}
 
 
 def _offset_zone(offset: str, where: str) -> timezone:
@@ -95,21 +138,39 @@ def utc_iso(moment: datetime, where: str) -> str:
 
 
 class Clock:
-    """DTM parsing for one message, memoised: RXA-4 often repeats RXA-3, RXA-22 MSH-7."""
+    """DTM parsing for one message, memoised: RXA-4 often repeats RXA-3, RXA-22 MSH-7.
 
-    __slots__ = ("_moments", "_utc", "zone")
+    Every value read is checked against ``window`` (once per distinct text): a service dated
+    year 1 or 9999 is ``bad_timestamp``, never a charge.
+    """
 
-    def __init__(self, zone: tzinfo) -> None:
+    __slots__ = ("_moments", "_utc", "ambiguous", "window", "zone")
+
+    def __init__(self, zone: tzinfo, window: TimeWindow = DEFAULT_WINDOW) -> None:
         self.zone = zone
+        self.window = window
         self._moments: dict[tuple[str, bool], datetime] = {}
         self._utc: dict[str, str] = {}
+        self.ambiguous: dict[str, str] = {}
+        """DTM text → ``fold`` or ``gap``, for local readings a DST change makes ambiguous."""
 
     def at(self, text: str, where: str, need_day: bool = False) -> datetime:
         """``parse_dtm`` of a DTM, once per text and precision."""
         moment = self._moments.get((text, need_day))
         if moment is None:
-            moment = self._moments[text, need_day] = parse_dtm(text, self.zone, where, need_day)
+            notes: list[str] = []
+            moment = parse_dtm(text, self.zone, where, need_day, notes)
+            moment = self._moments[text, need_day] = self.window.check(moment, where)
+            if notes:
+                self.ambiguous[text] = notes[0].rpartition(" ")[2]
         return moment
+
+    def review(self, fields: tuple[tuple[str, str], ...]) -> str:
+        """Why the times of these ``(field, text)`` pairs need review; empty when none does."""
+        ambiguous = self.ambiguous
+        if not ambiguous:
+            return ""
+        return "; ".join(f"{where} {ambiguous[text]}" for where, text in fields if text in ambiguous)
 
     def utc(self, text: str, where: str) -> str:
         """UTC ISO text of a DTM (for versions)."""
