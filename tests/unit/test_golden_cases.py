@@ -33,8 +33,35 @@ def run(scenario: Scenario, policy: Policy) -> ChargeResult:
     )
 
 
-def line_key(code: Any, day: Any, modifiers: Any) -> tuple[str, str, tuple[str, ...]]:
-    return (str(code), str(day), tuple(sorted(str(m) for m in modifiers or ())))
+def _matches(line: Any, expected: dict[str, Any]) -> bool:
+    """Code and date always; modifiers only when the case gives them (docs/golden-cases.md, DOUBTS.md)."""
+    if line.code != str(expected["code"]) or str(line.service_date) != str(expected["date"]):
+        return False
+    return "modifiers" not in expected or sorted(line.modifiers) == sorted(map(str, expected["modifiers"] or ()))
+
+
+def _fits(line: Any, expected: dict[str, Any]) -> bool:
+    admins = expected.get("admins")
+    return line.units == expected["units"] and (admins is None or sorted(line.administration_ids) == sorted(admins))
+
+
+def pair_lines(lines: Any, expected_lines: list[dict[str, Any]]) -> tuple[list[tuple[Any, dict[str, Any]]], list[Any]]:
+    """Each expected line paired with one produced line; the produced lines left over.
+
+    Expectations that give modifiers are paired first (they are the most specific); among
+    several candidates the one whose units and administrations fit is taken.
+    """
+    remaining = list(lines)
+    pairs: list[tuple[Any, dict[str, Any]]] = []
+    for expected in sorted(expected_lines, key=lambda e: "modifiers" not in e):
+        candidates = [ln for ln in remaining if _matches(ln, expected)]
+        if not candidates:
+            pairs.append((None, expected))
+            continue
+        chosen = next((ln for ln in candidates if _fits(ln, expected)), candidates[0])
+        remaining.remove(chosen)
+        pairs.append((chosen, expected))
+    return pairs, remaining
 
 
 def test_there_are_at_least_sixty_golden_cases() -> None:
@@ -44,21 +71,24 @@ def test_there_are_at_least_sixty_golden_cases() -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_golden_case(scenario: Scenario, policy: Policy) -> None:
     result = run(scenario, policy)
-    got = {line_key(ln.code, ln.service_date, ln.modifiers): ln for ln in result.lines}
-    expected_lines = scenario.expect.get("lines") or []
-    want = {line_key(e["code"], e["date"], e.get("modifiers")): e for e in expected_lines}
+    expected_lines = [
+        {**e, "admins": list(map(str, e["admins"]))} if "admins" in e else e
+        for e in (scenario.expect.get("lines") or [])
+    ]
     summary = "\n".join(
         f"  {ln.code} x{ln.units} {ln.service_date} {ln.modifiers} {ln.administration_ids} {ln.flags}"
         for ln in result.lines
     )
     decisions = "\n".join(f"  {d.administration_id}: {d.reason_code} — {d.reason}" for d in result.decisions)
     context = f"\ngot lines:\n{summary}\ndecisions:\n{decisions}"
-    assert set(got) == set(want), context
-    for key, expected in want.items():
-        line = got[key]
+    pairs, extra = pair_lines(result.lines, expected_lines)
+    missing = [e for line, e in pairs if line is None]
+    assert not missing and not extra, f"missing {missing}, unexpected {extra}{context}"
+    for line, expected in pairs:
+        key = (expected["code"], expected["date"])
         assert line.units == expected["units"], f"{key}: units {line.units} != {expected['units']}{context}"
         if "admins" in expected:
-            assert sorted(line.administration_ids) == sorted(map(str, expected["admins"])), f"{key}{context}"
+            assert sorted(line.administration_ids) == sorted(expected["admins"]), f"{key}{context}"
     by_admin = {d.administration_id: d.reason_code.value for d in result.decisions}
     for admin_id, reason in (scenario.expect.get("decisions") or {}).items():
         assert by_admin.get(str(admin_id)) == reason, f"{admin_id}{context}"
