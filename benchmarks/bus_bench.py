@@ -28,6 +28,9 @@ topology prefix (``bench-...``; quorum queues, the project's arguments), deleted
    whose lines list one of the input's administration ids. Inputs that change no line (not
    given, a repeat, the discharge) have no charge message of their own and are counted apart.
 
+4. **MLLP in vs AMQP** (``ingress_bench``): the same first HL7 inputs through ``ivpush listen``
+   over MLLP and through the input exchange, each path with its own consumer: their ratio.
+
 Rates per CPU-second of the consumer (user + system, from ``/proc``) and the broker's CPU
 (when its pid is known) are recorded: 2 cores hold the broker, the consumer and this process.
 Plumbing (node, children, topology, preload) is in ``bus_node``; checks and latency matching
@@ -52,6 +55,7 @@ from typing import Any
 import pika
 from fhir.resources.R4B.medicationadministration import MedicationAdministration
 
+from benchmarks import ingress_bench
 from benchmarks.bus_check import Parsed, Received, drain, latency, net_lines, outbox_counts
 from benchmarks.bus_node import (
     ROOT,
@@ -258,6 +262,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         results["fhir"] = ivpush_phase(node, "fhir", fhir, len(fhir), scratch)
         results["phase_seconds"]["fhir"] = round(time.perf_counter() - phase_started, 1)
         results["fhir_resources_validate"] = fhir_validation_rate(fhir)
+        phase_started = time.perf_counter()
+        results["mllp_vs_amqp"] = ingress_bench.run(node, hl7, scratch, quick)  # MLLP in vs AMQP, same inputs
+        results["phase_seconds"]["mllp_vs_amqp"] = round(time.perf_counter() - phase_started, 1)
         results["ratio_hl7_to_pika_loop"] = round(
             results["hl7"]["inputs_per_s"] / results["pika_loop"]["inputs_per_s"], 3
         )
@@ -333,6 +340,7 @@ def rows(results: dict[str, Any]) -> Iterator[tuple[str, str, int, str, int, flo
                 f"({lat['matched']} of {lat['inputs']} inputs matched; p50 first/last quarter "
                 f"{lat['p50_ms_first_last_quarter'][0]:.0f}/{lat['p50_ms_first_last_quarter'][1]:.0f} ms)",
             )
+    yield from ingress_bench.rows(results.get("mllp_vs_amqp"))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Sections: rules (``evaluate``), adapters (HL7 v2 and FHIR parsers against their floors),
 replay (``ivpush replay`` on synthetic archives against ``cat`` and the parse step) and bus
-(``ivpush consume`` on a real RabbitMQ node against a raw pika loop; skipped without a node). Every
+(``ivpush consume`` on a real RabbitMQ node against a raw pika loop, and MLLP in through
+``ivpush listen`` against the AMQP path; skipped without a node). Every
 ratio is against a baseline measured in the same run; the machine's load and a calibration
 loop are recorded beside the figures, since the machines are shared and noisy.
 """

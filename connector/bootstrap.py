@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.emitters import chargeitem, dft, json_charge
+from connector.emitters.chargeitem import ChargeItemSettings
 from connector.emitters.dft import DftSettings
 from connector.policy.loader import load_policy
 from connector.policy.model import Policy
@@ -39,16 +40,20 @@ def policy_from_settings(mappings_dir: Path | None = None) -> Policy:
     return load_policy(mappings_dir)
 
 
-def renderers(names: Iterable[str], dft_settings: DftSettings | None = None) -> dict[str, Renderer]:
-    """The output renderers for the named formats (``json``, ``dft``, ``chargeitem``).
+def renderers(
+    names: Iterable[str],
+    dft_settings: DftSettings | None = None,
+    chargeitem_settings: ChargeItemSettings | None = None,
+) -> dict[str, Renderer]:
+    """The output renderers for the named formats (``json``, ``dft``, ``chargeitem``), with the site's settings.
 
     Raises:
         KeyError: An unknown format name.
     """
     available: dict[str, Renderer] = {
         "json": json_charge.render,
-        "dft": partial(dft.render, settings=dft_settings or dft.DftSettings()),
-        "chargeitem": chargeitem.render,
+        "dft": partial(dft.render, settings=dft_settings or dft.DEFAULT_SETTINGS),
+        "chargeitem": partial(chargeitem.render, settings=chargeitem_settings or chargeitem.DEFAULT_SETTINGS),
     }
     return {name: available[name] for name in names}
 

@@ -5,11 +5,18 @@ encounter events, and for every touched encounter that should emit (closed, or e
 by setting) evaluate (pure), diff against the lines already emitted (pure), render the delta
 in every configured format (pure) and write it to the outbox. The caller acks the inputs
 only after ``handle`` returns (the transaction committed), and publishes the outbox.
+
+One encounter that cannot be coded or rendered (pure code raised on it) affects that
+encounter alone. In ``handle_inputs`` the inputs that changed it are left out of the
+transaction (``Outcome.rejected``: the caller parks or reports them, code ``coding_failed`` or
+``render_failed``) and the rest commits. In ``close`` it stays open, marked ``failed`` with the
+code (``Outcome.failed``), and idle sweeps skip it until new input arrives for it; the other
+encounters close. Store errors are not isolated: they roll the transaction back and propagate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -18,11 +25,10 @@ from connector.model.changes import apply_event
 from connector.model.events import EncounterRef
 from connector.model.messages import Action, ChargeMessage
 from connector.policy.model import Policy
-from connector.rules import evaluate
-from connector.rules.delta import delta, message
-from connector.store.base import EncounterState, OutboxRow, Store, Transaction
+from connector.settle import CODING_FAILED, RENDER_FAILED, EncounterFailed, Failure, Renderer, Settled, guarded, settle
+from connector.store.base import EncounterState, Store, Transaction
 
-Renderer = Callable[[ChargeMessage], bytes]
+__all__ = ["CODING_FAILED", "RENDER_FAILED", "EmitOn", "Failure", "Outcome", "Renderer", "Service", "ServiceSettings"]
 
 
 class EmitOn(StrEnum):
@@ -54,7 +60,11 @@ class ServiceSettings:
 
 @dataclass
 class Outcome:
-    """What one call did (counts only: no PHI)."""
+    """What one call did (counts, input positions and encounter keys: no PHI).
+
+    ``rejected``: position of each input left out (``handle_inputs``) → why; ``failed``: key of
+    each encounter that could not be closed (``close``) → why.
+    """
 
     inputs: int = 0
     duplicates: int = 0
@@ -63,6 +73,8 @@ class Outcome:
     messages: int = 0
     lines: dict[str, int] = field(default_factory=dict)
     duplicate_keys: list[str] = field(default_factory=list)  # which inputs were duplicates (metrics by type)
+    rejected: dict[int, Failure] = field(default_factory=dict)
+    failed: dict[str, Failure] = field(default_factory=dict)
 
     def count(self, emitted: ChargeMessage) -> None:
         """Count a message's line actions by ``action:code``."""
@@ -70,6 +82,15 @@ class Outcome:
         for item in emitted.lines:
             key = f"{item.action.value}:{item.line.code}"
             self.lines[key] = self.lines.get(key, 0) + 1
+
+
+@dataclass
+class _Attempt:
+    """One pass over a batch: what it would write (nothing is written until a pass has no failure)."""
+
+    outcome: Outcome
+    fresh: list[str]  # dedup keys to mark seen
+    settled: list[Settled]
 
 
 class Service:
@@ -82,27 +103,40 @@ class Service:
         self.clock = clock
 
     def handle(self, records: Iterable[ParsedRecord]) -> Outcome:
-        """Apply a batch of parsed inputs in one transaction."""
-        outcome = Outcome()
+        """Apply a batch of parsed records in one transaction, each record an input of its own."""
+        return self.handle_inputs([(record,) for record in records])
+
+    def handle_inputs(self, inputs: Iterable[Sequence[ParsedRecord]]) -> Outcome:
+        """Apply a batch of inputs in one transaction; an input whose encounter cannot be coded is left out.
+
+        Each input (a delivery, an archive record) is one or more records, applied or left out
+        as a whole. When applying an input raises, or coding or rendering an encounter it
+        changed raises, every input that changed that encounter is left out (nothing of it is
+        written, not even its dedup keys) and listed in ``Outcome.rejected`` by position; the
+        batch is worked out again without them, so that the others commit.
+        """
+        groups = [tuple(group) for group in inputs]
         now = self.clock()
-        records = list(records)
+        rejected: dict[int, Failure] = {}
         with self.store.transaction() as tx:
-            tx.lock(_encounter_keys(records))
-            touched: dict[str, EncounterState] = {}
-            for record in records:
-                outcome.inputs += 1
-                if tx.is_seen(record.dedup_key):
-                    outcome.duplicates += 1
-                    outcome.duplicate_keys.append(record.dedup_key)
-                    continue
-                tx.mark_seen(record.dedup_key)
-                self._apply(tx, record, touched, now, outcome)
-            for state in touched.values():
-                self._settle(tx, state, outcome, closing=False)
-        return outcome
+            tx.lock(_encounter_keys(record for group in groups for record in group))
+            attempt = self._attempt(tx, groups, rejected, now)
+            while isinstance(attempt, dict):  # each pass leaves out at least one more input
+                rejected.update(attempt)
+                attempt = self._attempt(tx, groups, rejected, now)
+            for key in attempt.fresh:
+                tx.mark_seen(key)
+            for settled in attempt.settled:
+                self._write(tx, settled, attempt.outcome)
+        attempt.outcome.rejected = rejected
+        return attempt.outcome
 
     def close(self, keys: Iterable[str] | None = None, idle_before: float | None = None) -> Outcome:
-        """Close encounters (the given ones, or every open one idle since ``idle_before``) and emit."""
+        """Close encounters (the given ones, or every open one idle since ``idle_before``) and emit.
+
+        An encounter that cannot be coded or rendered stays open, marked ``failed`` (listed in
+        ``Outcome.failed``); an idle sweep (``idle_before``) skips it until new input changes it.
+        """
         outcome = Outcome()
         now = self.clock()
         with self.store.transaction() as tx:
@@ -112,9 +146,48 @@ class Service:
                 state = tx.get(key)
                 if state is None or state.encounter.closed:
                     continue
-                closed = replace(state, encounter=replace(state.encounter, closed=True), updated_at=now)
-                self._settle(tx, closed, outcome, closing=True)
+                closed = replace(state, encounter=replace(state.encounter, closed=True), updated_at=now, failed="")
+                try:
+                    settled = self._settle(tx, closed, closing=True)
+                except EncounterFailed as error:
+                    tx.put(replace(state, failed=error.failure.code))
+                    outcome.failed[key] = error.failure
+                    continue
+                self._write(tx, settled, outcome)
         return outcome
+
+    def _attempt(
+        self, tx: Transaction, groups: list[tuple[ParsedRecord, ...]], rejected: Mapping[int, Failure], now: float
+    ) -> _Attempt | dict[int, Failure]:
+        """Apply and settle every input not rejected (reads only); the inputs to leave out, if any."""
+        outcome = Outcome()
+        touched: dict[str, EncounterState] = {}
+        owners: dict[str, set[int]] = {}  # encounter key → the inputs that changed it
+        fresh: dict[str, None] = {}
+        for index, group in enumerate(groups):
+            if index in rejected:
+                continue
+            for record in group:
+                outcome.inputs += 1
+                if record.dedup_key in fresh or tx.is_seen(record.dedup_key):
+                    outcome.duplicates += 1
+                    outcome.duplicate_keys.append(record.dedup_key)
+                    continue
+                fresh[record.dedup_key] = None
+                try:
+                    changed = self._apply(tx, record, touched, now, outcome)
+                except EncounterFailed as error:  # touched holds part of it: start again without it
+                    return {index: error.failure}
+                for key in changed:
+                    owners.setdefault(key, set()).add(index)
+        settled: list[Settled] = []
+        failures: dict[int, Failure] = {}
+        for key, state in touched.items():
+            try:
+                settled.append(self._settle(tx, state, closing=False))
+            except EncounterFailed as error:
+                failures.update(dict.fromkeys(owners[key], error.failure))
+        return failures or _Attempt(outcome, list(fresh), settled)
 
     def _state(self, tx: Transaction, touched: dict[str, EncounterState], ref: EncounterRef) -> EncounterState:
         state = touched.get(ref.key) or tx.get(ref.key)
@@ -129,22 +202,26 @@ class Service:
 
     def _apply(
         self, tx: Transaction, record: ParsedRecord, touched: dict[str, EncounterState], now: float, outcome: Outcome
-    ) -> None:
+    ) -> set[str]:
+        """Apply one record to the touched states (new input clears a ``failed`` mark); the keys it changed."""
+        changed: set[str] = set()
         for event in record.encounter_events:
             state = self._state(tx, touched, event.encounter)
             payer = self._payer(event.payer_ids)
-            touched[state.ref.key] = replace(
-                state, encounter=apply_event(state.encounter, event, payer), updated_at=now
-            )
+            encounter = guarded(CODING_FAILED, "encounter event", apply_event, state.encounter, event, payer)
+            touched[state.ref.key] = replace(state, encounter=encounter, updated_at=now, failed="")
+            changed.add(state.ref.key)
             outcome.events += 1
         by_encounter: dict[str, list[Administration]] = {}
         for admin in record.administrations:
             by_encounter.setdefault(admin.encounter_key, []).append(admin)
         for key, admins in by_encounter.items():
             state = self._state(tx, touched, EncounterRef(key, key.rpartition("|")[2]))
-            encounter = state.encounter.with_administrations(admins)
-            touched[key] = replace(state, encounter=encounter, updated_at=now)
+            encounter = guarded(CODING_FAILED, "administrations", state.encounter.with_administrations, admins)
+            touched[key] = replace(state, encounter=encounter, updated_at=now, failed="")
+            changed.add(key)
             outcome.administrations += len(admins)
+        return changed
 
     def _payer(self, payer_ids: tuple[str, ...]) -> str | None:
         for identifier in payer_ids:
@@ -153,21 +230,24 @@ class Service:
                 return name
         return None
 
-    def _settle(self, tx: Transaction, state: EncounterState, outcome: Outcome, closing: bool) -> None:
-        """Store the state and, when it should emit, queue the delta in every format."""
-        encounter = state.encounter
-        if closing or encounter.closed or self.settings.emit_on is EmitOn.CHANGE:
-            result = evaluate(encounter, self.policy)
-            emitted: dict[str, ChargeLine] = tx.emitted(encounter.key)
-            actions = delta(result, emitted)
-            if actions:
-                charge = message(state.ref, encounter, result, actions, state.messages)
-                for name, render in self.settings.renderers.items():
-                    tx.enqueue(OutboxRow(charge.message_id, encounter.key, name, render(charge)))
-                tx.set_emitted(encounter.key, {line.line_id: line for line in result.lines})
-                state = replace(state, messages=state.messages + 1)
-                outcome.count(charge)
-        tx.put(state)
+    def _settle(self, tx: Transaction, state: EncounterState, closing: bool) -> Settled:
+        """The state to store and, when it should emit, its delta in every format (reads, no write).
+
+        Raises:
+            EncounterFailed: The rules (``coding_failed``) or a renderer (``render_failed``) raised.
+        """
+        if not (closing or state.encounter.closed or self.settings.emit_on is EmitOn.CHANGE):
+            return Settled(state)
+        return settle(state, tx.emitted(state.encounter.key), self.policy, self.settings.renderers)
+
+    def _write(self, tx: Transaction, settled: Settled, outcome: Outcome) -> None:
+        """Store the state and queue the settled charge message, if any."""
+        if settled.charge is not None:
+            for row in settled.rows:
+                tx.enqueue(row)
+            tx.set_emitted(settled.state.encounter.key, settled.lines)
+            outcome.count(settled.charge)
+        tx.put(settled.state)
 
 
 def _encounter_keys(records: Iterable[ParsedRecord]) -> list[str]:

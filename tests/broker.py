@@ -34,7 +34,7 @@ from connector.bootstrap import local_zone, renderers
 from connector.bus.base import Delivery, Outgoing
 from connector.bus.config import AmqpSettings
 from connector.bus.errors import BusError
-from connector.bus.inputs import CONTENT_TYPES, parse_delivery
+from connector.bus.inputs import CONTENT_TYPES, parse_delivery, read_delivery
 from connector.bus.rabbitmq import RabbitBus
 from connector.bus.topology import Topology
 from connector.cli import options
@@ -402,14 +402,18 @@ def hl7_feed(encounters: int, pushes: int = 4, tag: str = "T") -> list[bytes]:
 
 
 def poison_samples() -> list[bytes]:
-    """Inputs the consumer must park (the corpus' reject-* files rejected as one delivery, plus garbage)."""
+    """Inputs the consumer must park whole (the corpus' reject-* files rejected as one delivery, plus garbage).
+
+    A Bundle with some usable entries (``reject-unknown-status-bundle-one-bad.json``) is not one:
+    the consumer charges its good entries (``read_delivery``) and parks a copy.
+    """
     policy = load_policy()
     found = [path.read_bytes() for path in sorted(SAMPLES.glob("*/reject-*")) if path.stat().st_size < 200_000]
     found += [b"not a message at all", b"", b"\x00\x01\x02", b'{"resourceType": "Patient", "id": "x"}']
     poison = []
     for body in found:
         try:
-            parse_delivery(Delivery(1, body), policy, local_zone(None))
+            read_delivery(Delivery(1, body), policy, local_zone(None))
         except AdapterError:
             poison.append(body)
     return poison

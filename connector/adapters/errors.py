@@ -75,3 +75,21 @@ class BadIdentifier(AdapterError):
     """An identifier (visit, account, patient, resource id) that is empty or holds control characters."""
 
     code = "bad_identifier"
+
+
+class UnsupportedStructure(AdapterError):
+    """A message whose segments do not fit its type (a second PID or PV1, a patient after the orders)."""
+
+    code = "unsupported_structure"
+
+
+class UnreadableFile(AdapterError):
+    """An archive file that cannot be opened, listed or read (permissions, not a regular file, I/O error)."""
+
+    code = "unreadable_file"
+
+
+class CorruptArchive(AdapterError):
+    """A compressed archive that is not gzip, or whose gzip stream is truncated or corrupt."""
+
+    code = "corrupt_archive"

@@ -143,7 +143,8 @@ class Bus(Protocol):
     ) -> PublishReport:
         """Publish with ``mandatory`` and confirms, keeping at most ``window`` unconfirmed.
 
-        ``on_sent`` is called after each message was handed to the connection (test hook).
+        ``on_sent`` is called for each message once it was written out and before its confirm
+        is matched (the relay's crash-injection point; it does nothing unless armed).
 
         Raises:
             BusUnavailable: The connection was lost (every unconfirmed message is unknown).

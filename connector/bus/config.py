@@ -30,7 +30,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from connector.bus.errors import ConfigError
 
@@ -98,13 +98,39 @@ class AmqpSettings:
 
 
 def redact(url: str) -> str:
-    """``amqp://user:***@host/vhost``: the URL safe to log."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """``amqp://user:***@host/vhost``: the URL safe to log, even one that does not parse.
+
+    Everything between ``://`` and the **last** ``@`` is taken as the user information (a
+    password that was not percent-encoded may hold ``/``, ``:``, ``#`` or ``@``), and all of it
+    after the first ``:`` is masked.
+    """
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not (sep and at):
         return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}:***@{hostpart}" if colon else url
+
+
+def check_url(url: str) -> None:
+    """Check that a broker URL can be connected to as written.
+
+    Raises:
+        ValueError: Its scheme is not amqp/amqps or its port is not a number from 1 to 65535.
+            The message quotes the URL redacted, never a piece of it.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise ValueError(f"{redact(url)} is not a URL") from None
+    if parts.scheme not in ("amqp", "amqps"):
+        raise ValueError(f"the URL scheme must be amqp or amqps, not '{parts.scheme}'")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of range
+        port = 0
+    if port == 0:
+        raise ValueError(f"the port of {redact(url)} is not a number from 1 to 65535")
 
 
 def load_settings(
@@ -118,7 +144,7 @@ def load_settings(
         connection_name: Name shown in the broker's connection list.
 
     Raises:
-        ConfigError: No URL anywhere, an unreadable file or a URL that is not amqp/amqps.
+        ConfigError: No URL anywhere, an unreadable file or a malformed URL (``check_url``).
     """
     env = os.environ if environ is None else environ
     if config_path is None and env.get(CONFIG_ENV):
@@ -132,9 +158,10 @@ def load_settings(
     url = env.get(URL_ENV) or _read_url_file(env.get(URL_FILE_ENV)) or str(table.get("url") or "")
     if not url:
         raise ConfigError(f"no broker URL: set {URL_ENV} (or {URL_FILE_ENV}), or [amqp] url in the config file")
-    scheme = urlsplit(url).scheme
-    if scheme not in ("amqp", "amqps"):
-        raise ConfigError(f"broker URL scheme must be amqp or amqps, not '{scheme}'")
+    try:
+        check_url(url)
+    except ValueError as error:
+        raise ConfigError(f"broker URL: {error}") from None
     tls = {name: env.get(var) or (str(table[name]) if table.get(name) else None) for name, var in TLS_ENV.items()}
     return AmqpSettings(url=url, connection_name=connection_name, **tls)
 

@@ -13,8 +13,17 @@ the committed part an ack-only; the outbox is relayed again after a restart. The
 
 Transient failures (broker gone, channel closed, confirms missing, store locked) close the
 connection and reconnect with capped exponential back-off and jitter; unacked deliveries
-come back. A periodic sweep closes encounters idle for ``idle_seconds`` (``Service.close``)
-and relays what that emitted: idempotent, so several consumers may sweep the same store.
+come back. Two start-up failures are not retried for ever: a ``ConfigError`` (a URL pika cannot
+read, TLS files) is raised at once, and a broker that refuses the credentials or the virtual
+host ``auth_attempts`` times in a row raises ``AccessRefused`` (``ivpush consume`` exits 2
+and 3).
+
+A periodic sweep closes encounters idle for ``idle_seconds`` (``Service.close``) and relays
+what that emitted: idempotent, so several consumers may sweep the same store. An
+encounter the sweep cannot code or render stays open, marked failed in the store (logged with
+its key and code, counted in ``ivpush_encounters_failed_total``); the others close, and later
+sweeps skip it until new input arrives for it. With ``retention`` (``retention.state_days``),
+old dedup keys and sent outbox rows are purged between batches (``bus.retention``).
 
 Metrics (``observability.Metrics``, always recorded): inputs by type and outcome, rejects by
 code, lines by code and action, batches and their latency, reconnects, encounters open; the
@@ -36,9 +45,10 @@ from connector.bus.backoff import Backoff
 from connector.bus.base import Bus, Delivery
 from connector.bus.batch import BatchProcessor, Parse
 from connector.bus.control import TRANSIENT, ConsumerSettings, ConsumerStats, Stop, TransientError, is_transient
-from connector.bus.errors import BusError, BusUnavailable
+from connector.bus.errors import AccessRefused, BusError, BusUnavailable, ConfigError
 from connector.bus.faults import Faults
 from connector.bus.relay import Relay
+from connector.bus.retention import Retention
 from connector.bus.topology import Topology
 from connector.observability.metrics import Metrics
 from connector.service import Service
@@ -63,8 +73,10 @@ class Consumer:
         faults: Faults | None = None,
         declare: bool = True,
         metrics: Metrics | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.connect = connect
+        self.retention = retention  # periodic purge of old dedup keys and sent outbox rows
         self.service = service
         self.topology = topology
         self.settings = settings
@@ -85,6 +97,7 @@ class Consumer:
         )
         self.batches = BatchProcessor(service, parse, topology, settings, self.faults, self.stats, self.metrics)
         self._backoff = Backoff(settings.reconnect_base, settings.reconnect_cap)
+        self._refused = 0  # connection attempts the broker refused in a row
 
     def run(self) -> ConsumerStats:
         """Consume until stopped, reconnecting after transient failures."""
@@ -93,6 +106,7 @@ class Consumer:
             self.metrics.heartbeat()
             try:
                 bus = self.connect()
+                self._refused = 0
                 self.stats.connects += 1
                 if self.declare:
                     bus.declare(self.topology)
@@ -110,10 +124,13 @@ class Consumer:
                 self._loop(bus)
                 self._finish(bus)
                 bus = None
+            except ConfigError:
+                raise  # the settings will not change by retrying: ``ivpush consume`` exits 2
             except TRANSIENT as error:
                 if bus is not None:
                     bus.close()
                 self.metrics.reconnecting()
+                self._give_up_when_refused(error)
                 if self.stop.requested:
                     break
                 delay = self._backoff.next_delay()
@@ -133,6 +150,15 @@ class Consumer:
             self.relay.stats.published,
         )
         return self.stats
+
+    def _give_up_when_refused(self, error: BaseException) -> None:
+        """Re-raise a broker refusal (credentials, virtual host) once ``auth_attempts`` came in a row."""
+        if not isinstance(error, AccessRefused):
+            return
+        self._refused += 1
+        if self._refused >= self.settings.auth_attempts:
+            self.metrics.set_connected(False)
+            raise AccessRefused(f"the broker refused access {self._refused} times in a row ({error})") from error
 
     def _back_off(self, delay: float) -> None:
         """Wait before reconnecting, beating the heartbeat: a broker outage is no reason to restart."""
@@ -163,6 +189,8 @@ class Consumer:
                 self.sweep(bus)
                 self._count_open()
                 next_sweep = time.monotonic() + settings.sweep_every
+            if self.retention is not None and self.retention.due():
+                self.retention.run()
 
     def _finish(self, bus: Bus) -> None:
         """Graceful stop: no new deliveries, finish those in hand, drain the outbox, close."""
@@ -193,6 +221,12 @@ class Consumer:
                 raise TransientError(f"store: {error.__class__.__name__}") from error
             LOG.error("idle sweep failed (%s)", error.__class__.__name__)
             return
+        for key, failure in outcome.failed.items():
+            self.metrics.encounter_failed(failure.code)
+            LOG.error(
+                "idle sweep: encounter %s not charged: %s (%s); kept open, retried when new input arrives",
+                key, failure.code, failure.detail, extra={"encounter": key, "code": failure.code},
+            )  # fmt: skip
         if outcome.messages:
             self.stats.closed_idle += outcome.messages
             self.stats.messages += outcome.messages

@@ -36,6 +36,8 @@ class ConsumerSettings:
         reconnect_cap: Longest reconnect delay.
         retry_base: First delay before republishing a returned/nacked charge message.
         retry_cap: Longest such delay.
+        auth_attempts: Connection attempts refused by the broker (credentials, virtual host) in
+            a row after which ``Consumer.run`` gives up (raises ``AccessRefused``).
     """
 
     queue: str
@@ -52,6 +54,7 @@ class ConsumerSettings:
     reconnect_cap: float = 30.0
     retry_base: float = 1.0
     retry_cap: float = 60.0
+    auth_attempts: int = 5
 
 
 @dataclass

@@ -11,6 +11,14 @@ class BusUnavailable(BusError):
     """The broker cannot be reached or the connection/channel was lost (transient: reconnect)."""
 
 
+class AccessRefused(BusUnavailable):
+    """The broker refused the credentials or the virtual host.
+
+    Retried like any connection failure (a password being rotated may come right), but
+    ``Consumer.run`` gives up after ``ConsumerSettings.auth_attempts`` refusals in a row.
+    """
+
+
 class TopologyError(BusError):
     """The broker refused a declaration or a publish target (missing exchange, different arguments)."""
 

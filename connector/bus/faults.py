@@ -5,11 +5,15 @@ leaves behind: no ``finally``, no flush, no ack). Points, in contract order:
 
 - ``after_receive``: a batch was received, nothing processed (per batch);
 - ``after_commit``: the batch's store transaction committed, not acked (per batch);
-- ``after_publish``: a charge message was written to the socket, confirm not seen (per message);
+- ``after_park``: the batch's poison was parked (copies confirmed), not acked (per batch with
+  poison): the batch comes back and its poison is parked again, under the same ``message_id``;
+- ``after_publish``: a charge message was written to the socket, its confirm not yet matched
+  (per message; the publisher calls the relay's hook after the I/O pump that wrote it);
 - ``after_confirm``: confirms arrived, rows not yet marked sent (per relay round);
 - ``after_ack``: the batch was acked (per batch).
 
-Unset (production), every hit is a dictionary lookup.
+The points are hit on the production path whether or not a fault is armed (no branch adds or
+skips work when one is): unset, every hit is a dictionary lookup.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 FAULT_ENV = "IVPUSH_FAULT"
-POINTS = ("after_receive", "after_commit", "after_publish", "after_confirm", "after_ack")
+POINTS = ("after_receive", "after_commit", "after_park", "after_publish", "after_confirm", "after_ack")
 EXIT_CODE = 137
 
 

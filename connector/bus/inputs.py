@@ -4,7 +4,8 @@ The format comes from the ``content_type`` property (``application/hl7-v2``,
 ``x-application/hl7-v2+er7``, ``application/fhir+json``, …) or the ``x-ivpush-format`` header
 (``hl7``/``fhir``); otherwise from the first bytes, exactly as archives are read
 (``archive.read_stream``: MLLP frames, HL7 batches, FHIR JSON or NDJSON). One delivery may hold
-several records (an HL7 batch, NDJSON); it is accepted or parked as a whole.
+several records (an HL7 batch, NDJSON); it is accepted or parked as a whole, except for the
+entries of a FHIR Bundle rejected on their own (``read_delivery``; ``batch`` parks a copy).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from dataclasses import replace
 from datetime import tzinfo
 
 from connector.adapters.archive import DEFAULT_MAX_BYTES, Record, read_stream
-from connector.adapters.dispatch import parse_record
+from connector.adapters.dispatch import read_record
 from connector.adapters.errors import NotHL7
+from connector.adapters.result import Parsed, PartReject
+from connector.adapters.sanity import DEFAULT_WINDOW, TimeWindow
 from connector.bus.base import Delivery
 from connector.model import ParsedRecord
 from connector.policy.model import Policy
@@ -74,15 +77,42 @@ def records(delivery: Delivery, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Reco
     return found
 
 
-def parse_delivery(
-    delivery: Delivery, policy: Policy, local_zone: tzinfo, max_bytes: int = DEFAULT_MAX_BYTES
-) -> list[ParsedRecord]:
-    """Every parsed record of a delivery.
+def read_delivery(
+    delivery: Delivery,
+    policy: Policy,
+    local_zone: tzinfo,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    window: TimeWindow = DEFAULT_WINDOW,
+) -> Parsed:
+    """Every parsed record of a delivery, and the parts rejected on their own (FHIR Bundle entries).
+
+    A rejected part is named ``entry[i]``, or ``<record position>#entry[i]`` when the delivery
+    holds several records (NDJSON).
 
     Raises:
         AdapterError: Some record of the delivery cannot be read (its ``code`` says why).
     """
+    found = records(delivery, max_bytes)
     parsed: list[ParsedRecord] = []
-    for record in records(delivery, max_bytes):
-        parsed.extend(parse_record(record, policy, local_zone, max_bytes))
-    return parsed
+    rejects: list[PartReject] = []
+    for record in found:
+        result = read_record(record, policy, local_zone, max_bytes, window=window)
+        parsed.extend(result.records)
+        prefix = f"{record.position}#" if len(found) > 1 else ""
+        rejects.extend(PartReject(prefix + part.part, part.error) for part in result.rejects)
+    return Parsed(tuple(parsed), tuple(rejects))
+
+
+def parse_delivery(
+    delivery: Delivery,
+    policy: Policy,
+    local_zone: tzinfo,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    window: TimeWindow = DEFAULT_WINDOW,
+) -> list[ParsedRecord]:
+    """``read_delivery`` with one fate per delivery: its records, or the first reject (whole or part).
+
+    Raises:
+        AdapterError: Some record of the delivery, or a part of one, cannot be read.
+    """
+    return read_delivery(delivery, policy, local_zone, max_bytes, window).strict()

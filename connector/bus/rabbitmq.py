@@ -33,7 +33,11 @@ class RabbitBus:
         self._link = RabbitConnection(settings, connect_timeout)
 
     def declare(self, topology: Topology) -> None:
-        """Declare the exchanges, queues and bindings (idempotent)."""
+        """Declare the exchanges, queues and bindings (idempotent).
+
+        A binding's source may be a site's exchange that ivpush does not declare: it must exist
+        (else ``TopologyError``, NOT_FOUND).
+        """
         ch = self._link.channel
         for ex in topology.exchanges():
             start = partial(ch.exchange_declare, ex.name, ex.type, durable=True, arguments=ex.arguments or None)
@@ -42,8 +46,11 @@ class RabbitBus:
             start = partial(ch.queue_declare, queue.name, durable=True, arguments=queue.arguments)
             self._link.call(start, f"declare queue {queue.name}")
         for b in topology.bindings():
-            start = partial(ch.queue_bind, b.queue, b.exchange, routing_key=b.routing_key)
-            self._link.call(start, f"bind {b.queue}")
+            if b.destination_type == "exchange":  # exchange-to-exchange (a site's exchange to the input)
+                start = partial(ch.exchange_bind, b.queue, b.exchange, routing_key=b.routing_key)
+            else:
+                start = partial(ch.queue_bind, b.queue, b.exchange, routing_key=b.routing_key)
+            self._link.call(start, f"bind {b.queue} to {b.exchange}")
 
     def purge(self, queue: str) -> int:
         """Drop every ready message of a queue."""

@@ -29,18 +29,31 @@ from pika.adapters.select_connection import IOLoop, SelectConnection
 
 from connector.bus.base import Delivery
 from connector.bus.config import AmqpSettings
-from connector.bus.errors import BusError, BusUnavailable, TopologyError
+from connector.bus.errors import AccessRefused, BusError, BusUnavailable, ConfigError, TopologyError
 
 LOG = logging.getLogger("ivpush.bus")
 CONNECT_TIMEOUT = 30.0
 RPC_TIMEOUT = 30.0
 SLICE = 0.2  # longest single wait, so interruption (signals) is noticed quickly
 TOPOLOGY_CODES = (403, 404, 406)  # access refused, not found, precondition failed
+# Login refused (403 ACCESS_REFUSED at connection open) or virtual host refused (530 NOT_ALLOWED)
+REFUSED = (
+    pika.exceptions.ProbableAuthenticationError,
+    pika.exceptions.AuthenticationError,
+    pika.exceptions.ProbableAccessDeniedError,
+)
 
 
 def parameters(settings: AmqpSettings) -> Any:
-    """The pika connection parameters for the settings (TLS verified when ``amqps``)."""
-    params = pika.URLParameters(settings.url)
+    """The pika connection parameters for the settings (TLS verified when ``amqps``).
+
+    Raises:
+        ConfigError: pika cannot read the URL (its text may quote the password: not repeated).
+    """
+    try:
+        params = pika.URLParameters(settings.url)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ConfigError(f"the broker URL {settings.redacted()} is malformed ({error.__class__.__name__})") from None
     if settings.tls:
         params.ssl_options = pika.SSLOptions(settings.ssl_context(), settings.server_hostname or settings.host)
     params.client_properties = {"connection_name": settings.connection_name, "product": "ivpush"}
@@ -72,11 +85,12 @@ class RabbitConnection:
         self._opened = False
         self._closed = False
         self.channel: Any = None
+        params = parameters(settings)
         ioloop = IOLoop()
         ioloop.activate_poller()  # driven by ``pump`` (poll + process_timeouts), never ``start()``
         try:
             self._connection = SelectConnection(
-                parameters(settings),
+                params,
                 on_open_callback=self._on_open,
                 on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_close,
@@ -111,7 +125,8 @@ class RabbitConnection:
         self._opened = True
 
     def _on_open_error(self, _connection: Any, error: BaseException) -> None:
-        self._error = BusUnavailable(f"cannot connect: {describe(error)}")
+        refused = any(isinstance(cause, REFUSED) for cause in _causes(error))
+        self._error = (AccessRefused if refused else BusUnavailable)(f"cannot connect: {describe(error)}")
 
     def _on_close(self, _connection: Any, reason: BaseException) -> None:
         if self._error is None:
@@ -216,16 +231,24 @@ def _nothing() -> None:
     """Timer callback that only bounds a poll."""
 
 
-def describe(error: BaseException) -> str:
-    """Exception class and broker reply text (names of exchanges/queues, never message content).
-
-    pika's connection workflow wraps the real cause (refused, TLS verification, …): unwrap it.
-    """
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and the causes pika's connection workflow wraps in it (refused, TLS, …), outermost first."""
+    chain = [error]
     for _ in range(5):
         inner = getattr(error, "exceptions", None) or []
         cause = inner[-1] if inner else getattr(error, "exception", None)
         if not isinstance(cause, BaseException):
             break
         error = cause
+        chain.append(error)
+    return chain
+
+
+def describe(error: BaseException) -> str:
+    """Exception class and broker reply text (names of exchanges/queues, never message content).
+
+    pika's connection workflow wraps the real cause (refused, TLS verification, …): unwrap it.
+    """
+    error = _causes(error)[-1]
     text = str(error)
     return f"{error.__class__.__name__}: {text}" if text else error.__class__.__name__

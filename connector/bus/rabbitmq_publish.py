@@ -7,6 +7,10 @@ A message counts as *confirmed* only on the broker's ack **without** a return be
 outbox must keep such a row. Everything not settled when the time is up or the connection is
 lost is reported *unconfirmed*: its fate is unknown, so the caller treats it as not sent (the
 relay publishes it again with the same ``message_id``).
+
+``on_sent`` is called for each message after the I/O pump that wrote it, before its confirm is
+matched: the relay always passes it (crash injection's ``after_publish`` point, a no-op unless
+armed), so the code under test is the code that runs in production.
 """
 
 from __future__ import annotations
@@ -39,15 +43,14 @@ def publish(
     deadline = time.monotonic() + timeout
     link.confirms.clear()
     link.returns.clear()
+    written: list[Outgoing] = []  # handed to the connection since the last pump
     while queue or waiting:
         while queue and len(waiting) < window:
             message = queue.popleft()
             _send(link, message)
             waiting[link.publish_tag] = message
             sent_at[link.publish_tag] = time.monotonic()
-            if on_sent is not None:
-                link.pump(0)
-                on_sent(message)
+            written.append(message)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
@@ -57,6 +60,10 @@ def publish(
             report.unconfirmed.extend(m.ident for m in waiting.values())
             report.unconfirmed.extend(m.ident for m in queue)
             raise
+        if on_sent is not None:
+            for message in written:  # out on the socket; its confirm not yet matched
+                on_sent(message)
+        written.clear()
         _settle(link, waiting, returned, report, sent_at)
     report.unconfirmed.extend(m.ident for m in waiting.values())
     report.unconfirmed.extend(m.ident for m in queue)

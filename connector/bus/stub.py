@@ -47,6 +47,12 @@ def _topic_matches(pattern: str, key: str) -> bool:
     return match(0, 0)
 
 
+def _key_matches(kind: str, key: str, routing_key: str) -> bool:
+    """Whether a binding with ``key`` on an exchange of type ``kind`` takes ``routing_key``."""
+    direct = kind == "direct" and key == routing_key
+    return _topic_matches(key, routing_key) if kind == "topic" else kind == "fanout" or direct
+
+
 class StubBroker:
     """Exchanges, queues and bindings in process memory."""
 
@@ -54,6 +60,7 @@ class StubBroker:
         self.exchanges: dict[str, tuple[str, dict[str, object]]] = {}
         self.queues: dict[str, deque[StubMessage]] = {}
         self.bindings: list[tuple[str, str, str]] = []
+        self.exchange_bindings: list[tuple[str, str, str]] = []  # (source, destination exchange, key)
         self.dead_letter: dict[str, str] = {}  # queue → exchange (what the policy sets on RabbitMQ)
         self.delivery_limit: dict[str, int] = {}
         self.down = False
@@ -111,21 +118,19 @@ class StubBroker:
         if exchange not in self.exchanges:
             raise TopologyError(f"NOT_FOUND - no exchange '{exchange}'")
         bound = [(q, key) for ex, q, key in self.bindings if ex == exchange and q in self.queues]
-        if kind == "fanout":
-            targets = [q for q, _ in bound]
-        elif kind == "direct":
-            targets = [q for q, key in bound if key == message.routing_key]
-        elif kind == "topic":
-            targets = [q for q, key in bound if _topic_matches(key, message.routing_key)]
-        elif kind == "x-consistent-hash" and bound:
+        if kind == "x-consistent-hash" and bound:
             header = str(arguments.get("hash-header", HASH_HEADER))
             value = str(message.headers.get(header, message.routing_key)).encode()
             targets = [sorted(q for q, _ in bound)[int(hashlib.sha256(value).hexdigest(), 16) % len(bound)]]
         else:
-            targets = []
-        for queue in dict.fromkeys(targets):
+            targets = [q for q, key in bound if _key_matches(kind, key, message.routing_key)]
+        routed = list(dict.fromkeys(targets))
+        for queue in routed:
             self.queues[queue].append(message)
-        return list(dict.fromkeys(targets))
+        for source, destination, key in self.exchange_bindings:  # exchange-to-exchange
+            if source == exchange and destination in self.exchanges and _key_matches(kind, key, message.routing_key):
+                routed.extend(q for q in self.route(destination, message) if q not in routed)
+        return routed
 
     def dead_letter_message(self, queue: str, message: StubMessage, reason: str) -> None:
         """Dead-letter to the queue's dead-letter exchange (dropped when it has none)."""
@@ -179,8 +184,16 @@ class StubBus:
             self.broker.exchanges.setdefault(ex.name, (ex.type, dict(ex.arguments)))
         for q in topology.queues():
             self.broker.queues.setdefault(q.name, deque())
+            if "x-dead-letter-exchange" in q.arguments:  # what the queue arguments set on RabbitMQ
+                self.broker.dead_letter[q.name] = str(q.arguments["x-dead-letter-exchange"])
+            if "x-delivery-limit" in q.arguments:
+                self.broker.delivery_limit[q.name] = int(q.arguments["x-delivery-limit"])
         for b in topology.bindings():
-            self.broker.bind(b.exchange, b.queue, b.routing_key)
+            if b.exchange not in self.broker.exchanges:
+                raise TopologyError(f"NOT_FOUND - no exchange '{b.exchange}'")
+            found = self.broker.exchange_bindings if b.destination_type == "exchange" else self.broker.bindings
+            if (b.exchange, b.queue, b.routing_key) not in found:
+                found.append((b.exchange, b.queue, b.routing_key))
 
     def purge(self, queue: str) -> int:
         """Drop ready messages."""

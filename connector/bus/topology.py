@@ -4,18 +4,22 @@
 ``<prefix>.out`` (direct exchange) → ``charge.json|charge.dft|charge.chargeitem`` →
 ``<prefix>.out.<format>`` (quorum queues). ``<prefix>.dlx`` (fanout) → ``<prefix>.parking``
 (quorum queue) receives poison inputs (published there by the consumer with reason headers,
-or dead-lettered by the broker after ``delivery-limit`` redeliveries).
+or dead-lettered by the broker after ``delivery-limit`` redeliveries). Every name can be set
+explicitly instead (``Names``, the ``[topology]`` settings), and a site's own exchange can feed
+the input (``SiteBinding``: an exchange-to-exchange or queue binding with a routing-key pattern).
 
-The input queue's delivery limit, dead-lettering and overflow are set by a **policy** (3.10 has
-no default delivery limit; ``dead-letter-strategy: at-least-once`` needs ``overflow:
-reject-publish``). Policies cannot be declared over AMQP: they come from the definitions file
-(``ivpush topology --print``) or ``rabbitmqctl set_policy`` (``ivpush topology --apply``).
-The definitions carry no users: a node that loads them at its *first* boot (``load_definitions``)
-skips creating its default user, so create ivpush's user separately (or ``rabbitmqctl
-import_definitions`` after boot, as ``deploy/local/rabbitmq.sh`` does).
+The input queues carry their delivery limit, dead-lettering (``at-least-once``, which needs
+``overflow: reject-publish``) and overflow as **queue arguments**, so declaring over AMQP
+(``ivpush topology --apply``, or any ivpush process at connect) sets everything: no
+``rabbitmqctl``, no management API. Queue arguments cannot change on an existing queue: with
+``queue_arguments=False`` the input queues are declared without them (as before), and the same
+settings come from the **policy** the definitions document also carries (``rabbitmqctl
+set_policy``: ``policy_args``). The definitions carry no users: a node that loads them at its
+*first* boot (``load_definitions``) skips creating its default user, so create ivpush's user
+separately (or ``rabbitmqctl import_definitions`` after boot, as ``deploy/local/rabbitmq.sh`` does).
 
 With ``shards`` > 0 the input exchange is an ``x-consistent-hash`` exchange hashing the
-``encounter_id`` header over ``<prefix>.in.<n>`` single-active-consumer queues (plugin
+``encounter_id`` header over ``<input queue>.<n>`` single-active-consumer queues (plugin
 ``rabbitmq_consistent_hash_exchange``); each consumer instance takes one shard.
 """
 
@@ -25,6 +29,25 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from connector.bus.topology_specs import BindingSpec, ExchangeSpec, Names, QueueSpec, SiteBinding
+
+__all__ = [
+    "CONTENT_TYPES",
+    "FORMATS",
+    "HASH_HEADER",
+    "QUORUM",
+    "SCHEMAS",
+    "BindingSpec",
+    "ExchangeSpec",
+    "Names",
+    "QueueSpec",
+    "SiteBinding",
+    "Topology",
+    "definitions",
+    "definitions_json",
+    "policy_args",
+]
 
 FORMATS = ("json", "dft", "chargeitem")
 CONTENT_TYPES = {
@@ -41,42 +64,19 @@ QUORUM = {"x-queue-type": "quorum"}
 HASH_HEADER = "encounter_id"
 
 
-@dataclass(frozen=True, slots=True)
-class ExchangeSpec:
-    """An exchange to declare (durable)."""
-
-    name: str
-    type: str
-    arguments: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class QueueSpec:
-    """A queue to declare (durable)."""
-
-    name: str
-    arguments: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class BindingSpec:
-    """A queue bound to an exchange with a routing key."""
-
-    exchange: str
-    queue: str
-    routing_key: str
-
-
 @dataclass(frozen=True)
 class Topology:
     """Names and settings of everything ivpush declares.
 
     Attributes:
-        prefix: Prefix of every name (one prefix per deployment or test).
+        prefix: Prefix of every name not set in ``names`` (one prefix per deployment or test).
         formats: Output formats that get a routing key and a queue.
-        delivery_limit: Redeliveries of an input before the broker dead-letters it (policy).
+        delivery_limit: Redeliveries of an input before the broker dead-letters it.
         shards: 0 for one input queue; S for S consistent-hash shard queues.
-        vhost: Virtual host (definitions file and ``rabbitmqctl``).
+        vhost: Virtual host (definitions file).
+        names: Explicit names (each ``None``: ``<prefix>.<suffix>``).
+        site: A site-owned exchange bound to the input, or None.
+        queue_arguments: Declare the input queues' limits as queue arguments (else: policy only).
     """
 
     prefix: str = "ivpush"
@@ -84,22 +84,26 @@ class Topology:
     delivery_limit: int = 20
     shards: int = 0
     vhost: str = "/"
+    names: Names = field(default_factory=Names)
+    site: SiteBinding | None = None
+    queue_arguments: bool = True
 
     @property
     def input_exchange(self) -> str:
         """Where producers publish inputs (any routing key)."""
-        return f"{self.prefix}.in"
+        return self.names.input_exchange or f"{self.prefix}.in"
 
     def input_queue(self, shard: int | None = None) -> str:
         """The queue a consumer reads (its shard's when sharded)."""
+        base = self.names.input_queue or f"{self.prefix}.in"
         if self.shards and shard is not None:
-            return f"{self.prefix}.in.{shard}"
-        return f"{self.prefix}.in"
+            return f"{base}.{shard}"
+        return base
 
     @property
     def output_exchange(self) -> str:
         """Where charge messages are published."""
-        return f"{self.prefix}.out"
+        return self.names.output_exchange or f"{self.prefix}.out"
 
     @staticmethod
     def routing_key(fmt: str) -> str:
@@ -108,17 +112,17 @@ class Topology:
 
     def output_queue(self, fmt: str) -> str:
         """The queue that collects a format's charge messages."""
-        return f"{self.prefix}.out.{fmt}"
+        return dict(self.names.output_queues).get(fmt) or f"{self.prefix}.out.{fmt}"
 
     @property
     def parking_exchange(self) -> str:
         """The dead-letter exchange (also where the consumer parks poison inputs itself)."""
-        return f"{self.prefix}.dlx"
+        return self.names.parking_exchange or f"{self.prefix}.dlx"
 
     @property
     def parking_queue(self) -> str:
         """Where poison inputs wait for an analyst."""
-        return f"{self.prefix}.parking"
+        return self.names.parking_queue or f"{self.prefix}.parking"
 
     @property
     def policy_name(self) -> str:
@@ -127,8 +131,8 @@ class Topology:
 
     @property
     def policy_pattern(self) -> str:
-        """Regex of the queues the policy applies to."""
-        return f"^{re.escape(self.prefix)}\\.in(\\.[0-9]+)?$"
+        """Regex of the queues the policy applies to (the input queue and its shards)."""
+        return f"^{re.escape(self.input_queue())}(\\.[0-9]+)?$"
 
     @property
     def policy_definition(self) -> dict[str, Any]:
@@ -140,6 +144,13 @@ class Topology:
             "overflow": "reject-publish",
         }
 
+    @property
+    def input_arguments(self) -> dict[str, Any]:
+        """The policy's settings as queue arguments (empty with ``queue_arguments`` off)."""
+        if not self.queue_arguments:
+            return {}
+        return {f"x-{key}": value for key, value in self.policy_definition.items()}
+
     def input_queues(self) -> list[str]:
         """Every input queue."""
         if self.shards:
@@ -147,7 +158,7 @@ class Topology:
         return [self.input_queue()]
 
     def exchanges(self) -> list[ExchangeSpec]:
-        """Exchanges to declare."""
+        """Exchanges to declare (never the site's own)."""
         if self.shards:
             inbound = ExchangeSpec(self.input_exchange, "x-consistent-hash", {"hash-header": HASH_HEADER})
         else:
@@ -160,19 +171,23 @@ class Topology:
 
     def queues(self) -> list[QueueSpec]:
         """Queues to declare (all quorum)."""
-        inputs = [
-            QueueSpec(name, {**QUORUM, "x-single-active-consumer": True} if self.shards else dict(QUORUM))
-            for name in self.input_queues()
-        ]
+        shard_args = {"x-single-active-consumer": True} if self.shards else {}
+        inputs = [QueueSpec(name, {**QUORUM, **shard_args, **self.input_arguments}) for name in self.input_queues()]
         outputs = [QueueSpec(self.output_queue(fmt), dict(QUORUM)) for fmt in self.formats]
         return [*inputs, *outputs, QueueSpec(self.parking_queue, dict(QUORUM))]
 
     def bindings(self) -> list[BindingSpec]:
-        """Bindings to declare."""
+        """Bindings to declare, the site's exchange to the input last."""
         key = "1" if self.shards else "#"  # consistent hash: the routing key is the shard's weight
         inputs = [BindingSpec(self.input_exchange, name, key) for name in self.input_queues()]
         outputs = [BindingSpec(self.output_exchange, self.output_queue(f), self.routing_key(f)) for f in self.formats]
-        return [*inputs, *outputs, BindingSpec(self.parking_exchange, self.parking_queue, "")]
+        site = self.site
+        extra: list[BindingSpec] = []
+        if site is not None and site.to == "exchange":
+            extra.append(BindingSpec(site.exchange, self.input_exchange, site.routing_key, "exchange"))
+        elif site is not None:
+            extra.extend(BindingSpec(site.exchange, name, site.routing_key) for name in self.input_queues())
+        return [*inputs, *outputs, BindingSpec(self.parking_exchange, self.parking_queue, ""), *extra]
 
 
 def definitions(topology: Topology) -> dict[str, Any]:
@@ -200,7 +215,7 @@ def definitions(topology: Topology) -> dict[str, Any]:
                 "source": b.exchange,
                 "vhost": vhost,
                 "destination": b.queue,
-                "destination_type": "queue",
+                "destination_type": b.destination_type,
                 "routing_key": b.routing_key,
                 "arguments": {},
             }

@@ -16,6 +16,7 @@ from connector.bootstrap import policy_from_settings
 from connector.cli.options import mappings_option
 from connector.config import Problem, Settings, collect
 from connector.config.checks import file_problems
+from connector.config.topology import topology_problem
 from connector.policy.model import Policy
 from connector.policy.yamlfile import MappingError
 
@@ -35,6 +36,8 @@ def check(mappings: Path | None, config_path: Path | None, show: bool) -> None:
     problems = list(found)
     if settings is not None:
         problems.extend(file_problems(settings))
+        if (refused := topology_problem(settings)) is not None:
+            problems.append(Problem("settings", "topology", refused))
     policy = _policy_or_none(settings.coding.mappings if settings else mappings)
     if policy is not None:
         click.echo(_mappings_summary(policy))

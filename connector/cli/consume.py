@@ -3,6 +3,9 @@
 The broker URL comes from ``IVPUSH_AMQP_URL`` (or ``IVPUSH_AMQP_URL_FILE``) or the ``[amqp]``
 table of ``--config`` — never from the command line, where ``ps`` would show its password.
 SIGTERM/SIGINT finish the batch in hand, drain the outbox and exit 0; a second signal exits at once.
+Exit 2: the settings are invalid (a malformed broker URL, its password redacted in the
+message); exit 3: the broker refused the credentials or virtual host ``amqp.auth_attempts``
+times in a row (one ``error:`` line on stderr).
 """
 
 from __future__ import annotations
@@ -16,17 +19,20 @@ from typing import Any
 
 import click
 
+from connector.adapters.sanity import parse_window
 from connector.bootstrap import StoreOpenError, local_zone, open_store, renderers, store_label
 from connector.bus.config import AmqpSettings
 from connector.bus.consumer import Consumer, ConsumerSettings, Stop
-from connector.bus.errors import ConfigError
+from connector.bus.errors import AccessRefused, ConfigError
 from connector.bus.faults import Faults
-from connector.bus.inputs import parse_delivery
+from connector.bus.inputs import read_delivery
 from connector.bus.rabbitmq import RabbitBus
-from connector.bus.topology import FORMATS, Topology
+from connector.bus.retention import Retention
+from connector.bus.topology import FORMATS
 from connector.cli.options import load_or_exit
 from connector.config import Settings, SettingsError
 from connector.config import load as load_config
+from connector.config.topology import build_topology
 from connector.model import ClaimType
 from connector.observability.logging import FORMATS as LOG_FORMATS
 from connector.observability.logging import configure_logging
@@ -34,6 +40,8 @@ from connector.observability.metrics import Metrics
 from connector.observability.server import DEFAULT_HOST, DEFAULT_PORT, ObservabilityError, ObservabilityServer
 from connector.service import EmitOn, Service, ServiceSettings
 from connector.store.base import Store
+
+ACCESS_REFUSED_EXIT = 3
 
 config_option: Callable[[Any], Any] = click.option(
     "--config",
@@ -173,24 +181,33 @@ def consume(config_path: Path | None, formats: tuple[str, ...], **options: Any) 
     try:
         faults = Faults.from_env()
         amqp = settings.amqp_settings("ivpush consume")
+        topology = build_topology(settings)
     except (ValueError, ConfigError) as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(2) from error
-    topology = Topology(prefix=settings.amqp.prefix, formats=coding.formats, shards=settings.amqp.shards)
     try:
         store = open_store(settings.state.spec)
     except StoreOpenError as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(2) from error
-    service_settings = ServiceSettings(renderers(coding.formats), coding.emit_on, coding.claim_type, coding.payer)
+    outputs = renderers(coding.formats, settings.dft.emitter_settings(), settings.chargeitem.emitter_settings())
+    service_settings = ServiceSettings(outputs, coding.emit_on, coding.claim_type, coding.payer)
     service = Service(store, policy, service_settings, clock=time.time)
     stop = Stop()
     stop.install()
     metrics = Metrics()
+    keep = settings.retention.keep_seconds
+    retention = None if keep is None else Retention(store, keep, settings.retention.purge_seconds, metrics)
     consumer = Consumer(
         connect=partial(RabbitBus, amqp),
         service=service,
-        parse=partial(parse_delivery, policy=policy, local_zone=site_zone, max_bytes=coding.max_bytes),
+        parse=partial(
+            read_delivery,
+            policy=policy,
+            local_zone=site_zone,
+            max_bytes=coding.max_bytes,
+            window=parse_window(coding.time_window),
+        ),
         topology=topology,
         settings=ConsumerSettings(
             queue=topology.input_queue(settings.amqp.shard),
@@ -202,11 +219,13 @@ def consume(config_path: Path | None, formats: tuple[str, ...], **options: Any) 
             shutdown_deadline=settings.shutdown_deadline,
             reconnect_cap=settings.amqp.reconnect_max,
             retry_cap=settings.amqp.retry_max,
+            auth_attempts=settings.amqp.auth_attempts,
         ),
         stop=stop,
         faults=faults,
         declare=settings.amqp.declare,
         metrics=metrics,
+        retention=retention,
     )
     logging.getLogger("ivpush.bus").info(
         "ivpush consume: broker %s, state %s", amqp.redacted(), store_label(settings.state.spec)
@@ -214,6 +233,12 @@ def consume(config_path: Path | None, formats: tuple[str, ...], **options: Any) 
     server = _serve(metrics, settings.metrics.host, settings.metrics.port, store)
     try:
         consumer.run()
+    except ConfigError as error:  # a URL pika cannot read, TLS files: before any connection
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from error
+    except AccessRefused as error:  # auth_attempts refusals in a row: a supervisor must show it
+        click.echo(f"error: {error}; check the user, password and virtual host of {amqp.redacted()}", err=True)
+        raise SystemExit(ACCESS_REFUSED_EXIT) from error
     finally:
         if server is not None:
             server.stop()

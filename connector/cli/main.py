@@ -9,9 +9,13 @@ from connector.cli.check import check
 from connector.cli.consume import consume
 from connector.cli.demo import demo
 from connector.cli.explain import explain
+from connector.cli.forward import forward
+from connector.cli.listen import listen
 from connector.cli.live_demo import live_demo
+from connector.cli.parked import parked
 from connector.cli.publish import publish
 from connector.cli.replay import replay
+from connector.cli.state import state
 from connector.cli.synth import synth
 from connector.cli.topology import topology
 
@@ -29,6 +33,10 @@ cli.add_command(demo)
 cli.add_command(consume)
 cli.add_command(topology)
 cli.add_command(publish)
+cli.add_command(listen)
+cli.add_command(forward)
+cli.add_command(parked)
+cli.add_command(state)
 cli.add_command(live_demo)
 cli.add_command(synth)
 

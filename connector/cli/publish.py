@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
 
-from connector.adapters.archive import DEFAULT_MAX_BYTES, read_records
-from connector.bus.errors import BusError
+from connector.adapters.archive import DEFAULT_MAX_BYTES, Record, read_records
+from connector.bus.errors import BusError, ConfigError
 from connector.bus.publisher import input_message, publish_all
 from connector.bus.rabbitmq import RabbitBus
-from connector.bus.topology import Topology
 from connector.cli.consume import amqp_settings_or_exit, config_option, prefix_option
+from connector.config import load as load_config
+from connector.config.topology import build_topology
 
 
 @click.command()
@@ -26,8 +28,13 @@ def publish(
 ) -> None:
     """Publish HL7 v2 / FHIR archives (files, directories, -, .gz) with publisher confirms."""
     settings = amqp_settings_or_exit(config_path, "ivpush publish")
-    wanted = Topology(prefix=prefix)
-    messages = (input_message(r, wanted, routing_key) for r in read_records(paths, max_bytes))
+    try:  # the input exchange: [topology] input_exchange, else <prefix>.in
+        wanted = build_topology(load_config(config_path, {"amqp.prefix": prefix}))
+    except ConfigError as error:
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from error
+    skipped: list[str] = []
+    messages = (input_message(r, wanted, routing_key) for r in _whole(read_records(paths, max_bytes), skipped))
     try:
         bus = RabbitBus(settings)
         try:
@@ -42,8 +49,19 @@ def publish(
         f"unconfirmed {len(report.unconfirmed)}) to {wanted.input_exchange}",
         err=True,
     )
-    if not report.complete:
+    if not report.complete or skipped:
         raise SystemExit(1)
+
+
+def _whole(records: Iterable[Record], skipped: list[str]) -> Iterator[Record]:
+    """The records that can be published: not cut at --max-bytes, not the fault of an unreadable file."""
+    for record in records:
+        if record.oversize or record.error is not None:
+            code = record.error.code if record.error is not None else "oversize_input"
+            click.echo(f"skipped {record.where}: {code}", err=True)
+            skipped.append(record.where)
+        else:
+            yield record
 
 
 if __name__ == "__main__":

@@ -8,10 +8,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from itertools import islice
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -19,10 +17,13 @@ import click
 from tqdm import tqdm
 
 from connector.adapters.archive import DEFAULT_MAX_BYTES, Record, read_records
-from connector.adapters.dispatch import parse_record
+from connector.adapters.dispatch import read_record
 from connector.adapters.errors import AdapterError
+from connector.adapters.sanity import DEFAULT_WINDOW, DEFAULT_WINDOW_TEXT, TimeWindow, parse_window
 from connector.bootstrap import FORMATS, StoreOpenError, local_zone, open_store, renderers
 from connector.cli.options import load_or_exit, mappings_option
+from connector.cli.replay_io import batches, drain, exit_if_missing, open_output
+from connector.cli.uncoded import report_uncoded
 from connector.model import ClaimType, ParsedRecord
 from connector.policy.model import Policy
 from connector.service import EmitOn, Outcome, Service, ServiceSettings
@@ -34,11 +35,6 @@ BATCH = 500
 # not a power loss, so the SQLite state skips the fsync per commit (WAL + NORMAL never corrupts
 # the file). The consumer keeps FULL: it acks inputs after the commit.
 REPLAY_SYNCHRONOUS = "NORMAL"
-
-
-def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
-    while batch := list(islice(records, size)):
-        yield batch
 
 
 def _keep(record: ParsedRecord, since: datetime | None, until: datetime | None, encounter: str | None) -> ParsedRecord:
@@ -56,17 +52,6 @@ def _keep(record: ParsedRecord, since: datetime | None, until: datetime | None, 
     )
     events = tuple(e for e in record.encounter_events if wanted_key(e.encounter.key))
     return ParsedRecord(record.dedup_key, admins, events)
-
-
-def _drain(store: Store, out: BinaryIO) -> int:
-    written = 0
-    while rows := store.pending(1000):
-        for row in rows:
-            out.write(row.body if row.body.endswith(b"\n") else row.body + b"\n")
-        store.mark_sent((row.message_id, row.format) for row in rows)
-        written += len(rows)
-    out.flush()
-    return written
 
 
 @click.command()
@@ -109,6 +94,13 @@ def _drain(store: Store, out: BinaryIO) -> int:
     help="Records per state transaction (larger: faster; emission granularity with --emit-on change).",
 )
 @click.option("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, show_default=True, help="Reject larger records.")
+@click.option(
+    "--time-window",
+    default=DEFAULT_WINDOW_TEXT,
+    show_default=True,
+    callback=lambda _ctx, _param, text: _window(text),
+    help="Accepted input times (HL7 and FHIR), FROM..TO (ISO dates, UTC): others are bad_timestamp rejects.",
+)
 @mappings_option
 def replay(
     paths: tuple[str, ...],
@@ -128,9 +120,11 @@ def replay(
     zone: str | None,
     batch_size: int,
     max_bytes: int,
+    time_window: TimeWindow,
     mappings: Path | None,
 ) -> None:
     """Replay archived HL7 v2 / FHIR feeds (files, directories, - for stdin, .gz) and print the charges."""
+    exit_if_missing(paths)
     policy = load_or_exit(mappings)
     try:
         site_zone = local_zone(zone)
@@ -153,9 +147,15 @@ def replay(
         zone=site_zone,
         batch_size=batch_size,
         max_bytes=max_bytes,
+        window=time_window,
     )
-    out = sys.stdout.buffer if out_path == "-" else open(out_path, "wb")  # noqa: SIM115 - closed below
-    reject_file = rejects_path.open("w", encoding="utf-8") if rejects_path else None
+    persistent = state not in (None, ":memory:") and diff_against is None  # see replay_io: append, sync
+    try:
+        out = open_output(out_path, append=persistent)
+        reject_file = rejects_path.open("w", encoding="utf-8") if rejects_path else None
+    except OSError as error:  # a directory, a missing directory, permissions: one line, exit 2
+        click.echo(f"error: cannot write {error.filename}: {error.strerror or type(error).__name__}", err=True)
+        raise SystemExit(2) from error
     try:
         report = run(options, policy, out, reject_file)
     except StoreOpenError as error:
@@ -188,6 +188,14 @@ class ReplayOptions:
     zone: tzinfo = UTC
     batch_size: int = BATCH
     max_bytes: int = DEFAULT_MAX_BYTES
+    window: TimeWindow = DEFAULT_WINDOW
+
+
+def _window(text: str) -> TimeWindow:
+    try:
+        return parse_window(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--time-window") from error
 
 
 @dataclass
@@ -228,36 +236,44 @@ def run(options: ReplayOptions, policy: Policy, out: BinaryIO, reject_file: Text
             store.set_synchronous(REPLAY_SYNCHRONOUS)
         settings = ServiceSettings(renderers([options.fmt]), options.emit_on, options.claim_type, options.payer)
         service = Service(store, policy, settings, clock=time.time)
+        drain(store, out)  # what an interrupted run left unsent goes out first
+        tqdm.monitor_interval = 0  # no monitor thread: Ctrl-C must reach the main thread, even blocked in a read
         progress = tqdm(unit=" records", disable=not sys.stderr.isatty(), file=sys.stderr)
         try:
-            for batch in _batches(read_records(options.paths, options.max_bytes), options.batch_size):
-                parsed: list[ParsedRecord] = []
+            for batch in batches(read_records(options.paths, options.max_bytes), options.batch_size):
+                inputs: list[tuple[Record, list[ParsedRecord]]] = []
                 for record in batch:
                     report.records += 1
                     try:
-                        found = parse_record(record, policy, options.zone, options.max_bytes)
+                        found = read_record(record, policy, options.zone, options.max_bytes, window=options.window)
                     except AdapterError as error:
-                        report.rejects[error.code] += 1
-                        if reject_file:
-                            entry = {
-                                "source": record.source,
-                                "position": record.position,
-                                "code": error.code,
-                                "detail": error.detail,
-                            }
-                            reject_file.write(json.dumps(entry) + "\n")
+                        _reject(report, reject_file, record, record.position, error)
                         continue
-                    parsed.extend(_keep(item, options.since, options.until, options.encounter) for item in found)
-                _add(report.totals, service.handle(parsed))
-                _drain(store, out)
+                    for part in found.rejects:  # a Bundle entry rejected on its own: the rest is kept
+                        _reject(report, reject_file, record, f"{record.position}#{part.part}", part.error)
+                    kept = [_keep(i, options.since, options.until, options.encounter) for i in found.records]
+                    inputs.append((record, kept))
+                outcome = service.handle_inputs([parsed for _, parsed in inputs])
+                _add(report.totals, report_uncoded(outcome, [r for r, _ in inputs], report.rejects, reject_file))
+                drain(store, out)
                 progress.update(len(batch))
             if options.close_at_end:
-                _add(report.totals, service.close())
-                _drain(store, out)
+                _add(report.totals, report_uncoded(service.close(), [], report.rejects, reject_file))
+                drain(store, out)
         finally:
             progress.close()
             store.close()
     return report
+
+
+def _reject(
+    report: ReplayReport, reject_file: TextIO | None, record: Record, position: str, error: AdapterError
+) -> None:
+    """Count a reject and write its line (source, position, code, detail) to the rejects file."""
+    report.rejects[error.code] += 1
+    if reject_file:
+        entry = {"source": record.source, "position": position, "code": error.code, "detail": error.detail}
+        reject_file.write(json.dumps(entry) + "\n")
 
 
 def _add(total: Outcome, part: Outcome) -> None:

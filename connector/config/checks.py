@@ -15,14 +15,22 @@ from connector.bus.errors import ConfigError
 from connector.config.model import STATE_SCHEMES, Settings
 from connector.config.sources import Problem
 
-TLS_KEYS = ("amqp.ca_file", "amqp.cert_file", "amqp.key_file")
+TLS_KEYS = (
+    "amqp.ca_file",
+    "amqp.cert_file",
+    "amqp.key_file",
+    "forward.ca_file",
+    "forward.cert_file",
+    "forward.key_file",
+)
 
 
 def file_problems(settings: Settings) -> list[Problem]:
     """Every named file or directory that is missing or unusable, and TLS material that does not load."""
     problems: list[Problem] = []
     for key in TLS_KEYS:
-        path: Path | None = getattr(settings.amqp, key.split(".")[1])
+        section, leaf = key.split(".")
+        path: Path | None = getattr(getattr(settings, section), leaf)
         if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
             problems.append(Problem(settings.source_of(key), key, f"{path}: no such readable file"))
     mappings = settings.coding.mappings

@@ -62,7 +62,9 @@ def _default(field: FieldInfo) -> str:
     if field.default is PydanticUndefined:
         return "—"
     value = display(field.default)
-    return "not set" if value == "(not set)" else f"`{value}`"
+    if value in ("(not set)", ""):
+        return "not set" if value else "empty"
+    return f"`{value}`"
 
 
 def _allowed(field: FieldInfo) -> str:
@@ -90,6 +92,8 @@ def _kind(annotation: object) -> str:
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         return "one of " + ", ".join(f"`{member.value}`" for member in annotation)
     names = {bool: "`true`/`false`", int: "integer", float: "number", str: "text", Path: "path", SecretStr: "secret"}
+    if isinstance(annotation, type) and issubclass(annotation, SecretStr):
+        return "secret"
     return names.get(annotation, str(annotation)) if isinstance(annotation, type) else str(annotation)
 
 

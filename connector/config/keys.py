@@ -12,7 +12,8 @@ from functools import cache
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from connector.config.model import Section, Settings
+from connector.config.model import Settings
+from connector.config.section import Section
 
 PREFIX = "IVPUSH_"
 
@@ -110,6 +111,6 @@ def _section_type(field: FieldInfo) -> type[BaseModel] | None:
 
 
 def _mentions(annotation: object, wanted: type) -> bool:
-    if annotation is wanted:
+    if annotation is wanted or (isinstance(annotation, type) and issubclass(annotation, wanted)):
         return True
     return any(_mentions(arg, wanted) for arg in getattr(annotation, "__args__", ()))

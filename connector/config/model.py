@@ -8,29 +8,30 @@ together so that every key's source is known for errors and ``ivpush check --sho
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator
+from pydantic.functional_validators import AfterValidator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connector.adapters.archive import DEFAULT_MAX_BYTES
-from connector.bus.config import AmqpSettings
+from connector.adapters.sanity import DEFAULT_WINDOW_TEXT, window_text
+from connector.bus.config import AmqpSettings, check_url
 from connector.bus.errors import ConfigError
 from connector.bus.topology import FORMATS
+from connector.config.destinations import ChargeItemSection, DftSection, ForwardSection
+from connector.config.listen import ListenSection
 from connector.config.redact import display
+from connector.config.retention import RetentionSection
+from connector.config.section import Section
+from connector.config.topology import TopologySection
 from connector.model import ClaimType
 from connector.observability.server import DEFAULT_HOST, DEFAULT_PORT
 from connector.service import EmitOn
 
 STATE_SCHEMES = ("postgresql", "postgres")
-
-
-class Section(BaseModel):
-    """A table of the TOML file: unknown keys are errors, values never change after loading."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class AmqpSection(Section):
@@ -69,14 +70,18 @@ class AmqpSection(Section):
         description="The shard this instance consumes (required with `shards`).",
     )
     declare: bool = Field(default=True, description="Declare the exchanges and queues at connect.")
+    auth_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Connection attempts the broker may refuse (credentials, virtual host) in a row before "
+        "`ivpush consume` exits 3.",
+    )
 
     @field_validator("url")
     @classmethod
-    def _amqp_scheme(cls, url: SecretStr | None) -> SecretStr | None:
+    def _amqp_url(cls, url: SecretStr | None) -> SecretStr | None:
         if url is not None:
-            scheme = urlsplit(url.get_secret_value()).scheme
-            if scheme not in ("amqp", "amqps"):
-                raise ValueError(f"the URL scheme must be amqp or amqps, not '{scheme}'")
+            check_url(url.get_secret_value())  # scheme and port; the message shows the URL redacted
         return url
 
     @field_validator("key_file")
@@ -140,6 +145,10 @@ class CodingSection(Section):
     mappings: Path | None = Field(default=None, description="Site mappings directory overlaying the shipped defaults.")
     formats: tuple[str, ...] = Field(default=FORMATS, description="Output formats (a list, or comma-separated in env).")
     max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1, description="Inputs larger than this are parked, bytes.")
+    time_window: Annotated[str, AfterValidator(window_text)] = Field(
+        default=DEFAULT_WINDOW_TEXT,
+        description="Accepted input times, FROM..TO (ISO dates, UTC); others are bad_timestamp rejects.",
+    )
 
     @field_validator("payer")
     @classmethod
@@ -211,6 +220,12 @@ class Settings(BaseSettings):
     coding: CodingSection = CodingSection()
     metrics: MetricsSection = MetricsSection()
     logging: LoggingSection = LoggingSection()
+    listen: ListenSection = ListenSection()
+    dft: DftSection = DftSection()
+    chargeitem: ChargeItemSection = ChargeItemSection()
+    forward: ForwardSection = ForwardSection()
+    topology: TopologySection = TopologySection()
+    retention: RetentionSection = RetentionSection()
     shutdown_deadline: float = Field(default=10.0, gt=0, description="Seconds to finish the batch and drain at stop.")
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -226,9 +241,8 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Only the values given: ``load`` layers the sources itself.
 
-        It must know each key's source (for errors and ``--show``), which pydantic-settings does
-        not record, and the older variable ``IVPUSH_STATE`` would collide with the ``state`` section
-        under pydantic-settings' own prefix rule.
+        It must know each key's source (for errors and ``--show``), which pydantic-settings does not
+        record, and the old ``IVPUSH_STATE`` would collide with ``state`` under pydantic-settings' prefix rule.
         """
         return (init_settings,)
 
@@ -249,9 +263,9 @@ class Settings(BaseSettings):
             )
         return AmqpSettings(
             url=amqp.url.get_secret_value(),
-            ca_file=_text(amqp.ca_file),
-            cert_file=_text(amqp.cert_file),
-            key_file=_text(amqp.key_file),
+            ca_file=None if amqp.ca_file is None else str(amqp.ca_file),
+            cert_file=None if amqp.cert_file is None else str(amqp.cert_file),
+            key_file=None if amqp.key_file is None else str(amqp.key_file),
             server_hostname=amqp.server_hostname,
             connection_name=connection_name,
         )
@@ -264,10 +278,6 @@ class Settings(BaseSettings):
     def batch_size(self) -> int:
         """Deliveries per store transaction: ``amqp.batch_size`` capped at ``amqp.prefetch``."""
         return min(self.amqp.batch_size or self.amqp.prefetch, self.amqp.prefetch)
-
-
-def _text(path: Path | None) -> str | None:
-    return None if path is None else str(path)
 
 
 def with_sources(settings: Settings, sources: dict[str, str]) -> Settings:

@@ -10,6 +10,10 @@ from pydantic import SecretStr
 MASK = "***"
 
 
+class Opaque(SecretStr):
+    """A secret that is not a URL (a token): always shown as ``***``, never in part."""
+
+
 def redact_url(value: str) -> str:
     """A URL or store spec without its password (in the authority or a ``password=`` parameter).
 
@@ -36,6 +40,8 @@ def redact_url(value: str) -> str:
 
 def display(value: object) -> str:
     """One value as text for logs and ``--show`` (secrets redacted)."""
+    if isinstance(value, Opaque):
+        return MASK
     if isinstance(value, SecretStr):
         return redact_url(value.get_secret_value())
     if value is None:

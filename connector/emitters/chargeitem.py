@@ -26,10 +26,16 @@ Conventions (documented for receivers):
   administration behind the line by identifier (system ``urn:ivpush:administration-id``);
   ``occurrenceDateTime`` = the service date; ``quantity.value`` = units; ``note`` = the rule
   and the reason (``<rule>: <reason>``).
-* ``subject`` = ``Patient/<patient id>`` and ``context`` = ``Encounter/<visit number>`` when the
-  value is a valid FHIR id; otherwise a logical reference by identifier (``type`` + identifier
-  value, the assigning authority as ``assigner.display``); an unknown patient is a Reference with
-  only the ``data-absent-reason`` extension (``unknown``), since ``subject`` is required.
+* ``subject`` is a logical reference carrying the patient's identifier: ``{"type": "Patient",
+  "identifier": {"system": <patient_system>, "value": <patient id>, "assigner": {"display":
+  <assigning authority>}}}`` (``ChargeItemSettings``): the patient id is a medical record
+  number, not the receiver's Patient resource id. ``subject="reference"`` sends
+  ``Patient/<patient id>`` instead when the value is a FHIR id (the receiver keys its Patients
+  by MRN). An unknown patient is a Reference with only the ``data-absent-reason`` extension
+  (``unknown``), since ``subject`` is required.
+* ``context`` = ``Encounter/<visit number>`` when the value is a valid FHIR id; otherwise a
+  logical reference by identifier (``type`` + identifier value, the assigning authority as
+  ``assigner.display``).
 * Line flags (``needs_review``, ``write_off``, …) are not carried.
 """
 
@@ -37,7 +43,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, Literal, get_args
 
 from fhir.resources.R4B.bundle import Bundle
 
@@ -56,6 +63,9 @@ CHARGE_CODE_EXTENSION: Final = "urn:ivpush:fhir:StructureDefinition:charge-code"
 REVENUE_CODE_EXTENSION: Final = "urn:ivpush:fhir:StructureDefinition:revenue-code"
 DATA_ABSENT_REASON: Final = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 FULL_URL_PREFIX: Final = "urn:ivpush:chargeitem:"
+PATIENT_ID_SYSTEM: Final = "urn:ivpush:patient-id"
+
+Subject = Literal["identifier", "reference"]
 
 STATUS: Final = {Action.CHARGE: "billable", Action.CREDIT: "entered-in-error"}
 """ChargeItem.status for each line action."""
@@ -63,22 +73,45 @@ STATUS: Final = {Action.CHARGE: "billable", Action.CREDIT: "entered-in-error"}
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
-def as_dict(message: ChargeMessage) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ChargeItemSettings:
+    """Site settings for the ChargeItem output.
+
+    Attributes:
+        subject: ``identifier``: the patient by identifier (``system`` + ``value``);
+            ``reference``: ``Patient/<patient id>`` when the id is a FHIR id.
+        patient_system: ``Identifier.system`` of the patient id (a URI: the site's MRN system).
+    """
+
+    subject: Subject = "identifier"
+    patient_system: str = PATIENT_ID_SYSTEM
+
+    def __post_init__(self) -> None:
+        if self.subject not in get_args(Subject):
+            raise ValueError(f"subject must be one of {', '.join(get_args(Subject))}, not {self.subject!r}")
+        if not self.patient_system.strip():
+            raise ValueError("patient_system must be a URI, not empty")
+
+
+DEFAULT_SETTINGS: Final = ChargeItemSettings()
+
+
+def as_dict(message: ChargeMessage, settings: ChargeItemSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
     """The Bundle as a JSON-ready dict (not yet validated)."""
     bundle: dict[str, Any] = {"resourceType": "Bundle", "id": message.message_id, "type": "transaction"}
     if message.lines:
-        bundle["entry"] = [_entry(item, message.encounter) for item in message.lines]
+        bundle["entry"] = [_entry(item, message.encounter, settings) for item in message.lines]
     return bundle
 
 
-def render(message: ChargeMessage) -> bytes:
+def render(message: ChargeMessage, settings: ChargeItemSettings = DEFAULT_SETTINGS) -> bytes:
     """The Bundle as one line of JSON (with its newline), validated with the R4B models.
 
     Raises:
         pydantic.ValidationError: A value FHIR does not accept (e.g. a message id that is not
             a FHIR id).
     """
-    bundle = Bundle.model_validate(as_dict(message))
+    bundle = Bundle.model_validate(as_dict(message, settings))
     return bundle.model_dump_json().encode("utf-8") + b"\n"
 
 
@@ -87,16 +120,16 @@ def full_url(line_id: str) -> str:
     return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, FULL_URL_PREFIX + line_id))
 
 
-def _entry(item: LineAction, ref: EncounterRef) -> dict[str, Any]:
+def _entry(item: LineAction, ref: EncounterRef, settings: ChargeItemSettings) -> dict[str, Any]:
     line_id = item.line.line_id
     return {
         "fullUrl": full_url(line_id),
-        "resource": _charge_item(item, ref),
+        "resource": _charge_item(item, ref, settings),
         "request": {"method": "PUT", "url": f"ChargeItem/{line_id}"},
     }
 
 
-def _charge_item(item: LineAction, ref: EncounterRef) -> dict[str, Any]:
+def _charge_item(item: LineAction, ref: EncounterRef, settings: ChargeItemSettings) -> dict[str, Any]:
     line = item.line
     resource: dict[str, Any] = {
         "resourceType": "ChargeItem",
@@ -109,7 +142,7 @@ def _charge_item(item: LineAction, ref: EncounterRef) -> dict[str, Any]:
         "identifier": [{"system": LINE_ID_SYSTEM, "value": line.line_id}],
         "status": STATUS[item.action],
         "code": {"coding": [{"system": CPT_SYSTEM, "code": line.code}]},
-        "subject": _reference("Patient", ref.patient_id, ref.assigning_authority),
+        "subject": _subject(ref, settings),
         "context": _reference("Encounter", ref.visit_number, ref.assigning_authority),
         "occurrenceDateTime": line.service_date.isoformat(),
         "quantity": {"value": line.units},
@@ -137,6 +170,16 @@ def _extensions(line: ChargeLine) -> list[dict[str, Any]]:
             {"url": REVENUE_CODE_EXTENSION, "valueCoding": {"system": REVENUE_CODE_SYSTEM, "code": line.revenue_code}}
         )
     return extensions
+
+
+def _subject(ref: EncounterRef, settings: ChargeItemSettings) -> dict[str, Any]:
+    """The patient by identifier (the default), or as ``_reference`` makes it."""
+    if settings.subject == "reference" or not ref.patient_id:
+        return _reference("Patient", ref.patient_id, ref.assigning_authority)
+    identifier: dict[str, Any] = {"system": settings.patient_system, "value": ref.patient_id}
+    if ref.assigning_authority:
+        identifier["assigner"] = {"display": ref.assigning_authority}
+    return {"type": "Patient", "identifier": identifier}
 
 
 def _reference(resource_type: str, identifier: str, assigning_authority: str) -> dict[str, Any]:

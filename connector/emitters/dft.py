@@ -9,26 +9,32 @@ Field conventions:
 
 * ``MSH-4`` is ``DftSettings.sending_facility``, or the encounter's facility when that is empty.
 * ``PID-3`` is the patient id with the assigning authority in CX.4; ``PID-5`` (required in
-  2.5.1) is sent as the HL7 null ``""``: the connector carries no patient names, receivers
-  match on PID-3 and PV1-19. An unknown patient id is sent as ``""`` too.
+  2.5.1) is sent **empty**: the connector carries no patient names, receivers match on PID-3
+  and PV1-19. It is not the HL7 null ``""``, which tells a receiver to delete the name it
+  has, unless ``patient_name="null"`` asks for it (a receiver that rejects a message without
+  PID-5). An unknown patient id is sent as ``""``.
 * ``PV1-2`` is the patient class (:data:`PATIENT_CLASS_CODES`), ``PV1-19`` the visit number
   with the assigning authority in CX.4.
 * ``FT1-2`` is the stable line id: a credit carries the id of the line it reverses.
-* ``FT1-6``/``FT1-10``: a charge is ``CG`` with the units; a credit is ``CD`` with the units
-  (``reversal="credit_line"``) or ``CG`` with the negated units (``reversal="negative_quantity"``),
-  as the receiving site expects.
+* ``FT1-6``/``FT1-10``: a charge is ``charge_type`` (``CG``) with the units; a credit is
+  ``credit_type`` (``CD``) with the units (``reversal="credit_line"``) or ``charge_type`` with
+  the negated units (``reversal="negative_quantity"``), as the receiving site expects. FT1-10
+  is an integer, or has two decimals with ``quantity_format="decimal"`` (``2.00``).
 * ``FT1-7`` is the chargemaster item with the CPT/HCPCS code as its text
   (``<charge_code>^<code>``); ``FT1-25`` is the code (``<code>^^C4``) and ``FT1-26`` repeats
   once per modifier (``XS^^C4~59^^C4``).
-* Not sent: ``FT1-13`` department and ``FT1-16`` location (lines do not carry them), ``FT1-23``
-  filler order number (lines have no order id), and the UB-04 revenue code: the 2.5.1 FT1 has
-  no standard field for it (a site that needs it must agree on a Z-segment or a local field).
+* ``FT1-13`` is the site's ``department`` (CWE.1; not sent when empty); ``FT1-18`` is the
+  PV1-2 code, or the site's code for the patient class (``patient_types``; an empty code is
+  not sent).
+* Not sent: ``FT1-16`` location (lines do not carry it), ``FT1-23`` filler order number (lines
+  have no order id), and the UB-04 revenue code: the 2.5.1 FT1 has no standard field for it (a
+  site that needs it must agree on a Z-segment or a local field).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal, get_args
 
@@ -44,6 +50,8 @@ CODING_SYSTEM = "C4"  # HL7 table 0396: CPT-4
 HL7_NULL = '""'
 
 Reversal = Literal["credit_line", "negative_quantity"]
+QuantityFormat = Literal["integer", "decimal"]
+PatientName = Literal["empty", "null"]
 
 PATIENT_CLASS_CODES: Final[Mapping[PatientClass, str]] = MappingProxyType(
     {
@@ -56,7 +64,11 @@ PATIENT_CLASS_CODES: Final[Mapping[PatientClass, str]] = MappingProxyType(
 )
 """PV1-2 (HL7 table 0004) for each patient class; observation is an outpatient status."""
 
-_REVERSALS: Final[tuple[str, ...]] = get_args(Reversal)
+_CHOICES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    ("reversal", get_args(Reversal)),
+    ("quantity_format", get_args(QuantityFormat)),
+    ("patient_name", get_args(PatientName)),
+)
 
 
 @dataclass(frozen=True)
@@ -68,9 +80,17 @@ class DftSettings:
         sending_facility: MSH-4; empty means the encounter's facility.
         receiving_application: MSH-5.
         receiving_facility: MSH-6.
-        reversal: How a credit is sent: ``credit_line`` (FT1-6 ``CD``, positive FT1-10) or
-            ``negative_quantity`` (FT1-6 ``CG``, negative FT1-10).
+        reversal: How a credit is sent: ``credit_line`` (FT1-6 ``credit_type``, positive
+            FT1-10) or ``negative_quantity`` (FT1-6 ``charge_type``, negative FT1-10).
         processing_id: MSH-11 (``P`` production, ``T`` training, ``D`` debugging).
+        charge_type: FT1-6 of a charge (HL7 table 0017).
+        credit_type: FT1-6 of a credit with ``reversal="credit_line"``.
+        quantity_format: FT1-10 as an integer (``2``) or with two decimals (``2.00``).
+        department: FT1-13 (CWE.1); empty: not sent.
+        patient_types: FT1-18 by patient class; a class not listed gets its PV1-2 code, an
+            empty code is not sent.
+        patient_name: PID-5 sent ``empty``, or as the HL7 null ``""`` (``null``) for a
+            receiver that insists on the field (to others it means "delete the name").
     """
 
     sending_application: str = "IVPUSH"
@@ -79,10 +99,18 @@ class DftSettings:
     receiving_facility: str = ""
     reversal: Reversal = "credit_line"
     processing_id: str = "P"
+    charge_type: str = "CG"
+    credit_type: str = "CD"
+    quantity_format: QuantityFormat = "integer"
+    department: str = ""
+    patient_types: Mapping[PatientClass, str] = field(default_factory=lambda: MappingProxyType({}))
+    patient_name: PatientName = "empty"
 
     def __post_init__(self) -> None:
-        if self.reversal not in _REVERSALS:
-            raise ValueError(f"reversal must be one of {', '.join(_REVERSALS)}, not {self.reversal!r}")
+        for name, allowed in _CHOICES:
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
 
 
 DEFAULT_SETTINGS: Final = DftSettings()
@@ -93,7 +121,7 @@ def render(message: ChargeMessage, settings: DftSettings = DEFAULT_SETTINGS) -> 
 
     Args:
         message: The delta to post.
-        settings: Site settings (envelope and reversal style).
+        settings: Site settings (envelope, FT1 conventions and reversal style).
 
     Returns:
         The message bytes (no MLLP framing).
@@ -102,9 +130,9 @@ def render(message: ChargeMessage, settings: DftSettings = DEFAULT_SETTINGS) -> 
     segments = [
         _msh(message, settings),
         _evn(message),
-        _pid(message),
+        _pid(message, settings),
         _pv1(message, patient_type),
-        *(_ft1(index, item, message, settings, patient_type) for index, item in enumerate(message.lines, start=1)),
+        *(_ft1(index, item, message, settings) for index, item in enumerate(message.lines, start=1)),
     ]
     return "".join(segments).encode("utf-8")
 
@@ -139,9 +167,10 @@ def _evn(message: ChargeMessage) -> str:
     return h.segment("EVN", ["P03", h.dtm(message.as_of)])
 
 
-def _pid(message: ChargeMessage) -> str:
+def _pid(message: ChargeMessage, settings: DftSettings) -> str:
     ref = message.encounter
-    return h.segment("PID", ["1", "", _cx(ref.patient_id, ref.assigning_authority), "", HL7_NULL])
+    name = HL7_NULL if settings.patient_name == "null" else ""  # PID-5: no names are carried
+    return h.segment("PID", ["1", "", _cx(ref.patient_id, ref.assigning_authority), "", name])
 
 
 def _pv1(message: ChargeMessage, patient_type: str) -> str:
@@ -153,18 +182,21 @@ def _pv1(message: ChargeMessage, patient_type: str) -> str:
     return h.segment("PV1", fields)
 
 
-def _ft1(index: int, item: LineAction, message: ChargeMessage, settings: DftSettings, patient_type: str) -> str:
+def _ft1(index: int, item: LineAction, message: ChargeMessage, settings: DftSettings) -> str:
     line: ChargeLine = item.line
     transaction_type, quantity = _type_and_quantity(item, settings)
+    patient_class = message.patient_class
+    patient_type = settings.patient_types.get(patient_class, PATIENT_CLASS_CODES[patient_class])
     fields = [""] * 26
     fields[0] = str(index)  # FT1-1 set id
     fields[1] = h.escape(line.line_id)  # FT1-2 transaction id
     fields[3] = h.dt(line.service_date)  # FT1-4 transaction date
     fields[4] = h.dtm(message.as_of)  # FT1-5 posting date
-    fields[5] = transaction_type  # FT1-6 transaction type (table 0017)
+    fields[5] = h.escape(transaction_type)  # FT1-6 transaction type (table 0017)
     fields[6] = h.components(line.charge_code, line.code)  # FT1-7 transaction code
-    fields[9] = str(quantity)  # FT1-10 quantity
-    fields[17] = patient_type  # FT1-18 patient type
+    fields[9] = f"{quantity}.00" if settings.quantity_format == "decimal" else str(quantity)  # FT1-10 quantity
+    fields[12] = h.components(settings.department)  # FT1-13 department code
+    fields[17] = h.escape(patient_type)  # FT1-18 patient type
     fields[24] = h.components(line.code, "", CODING_SYSTEM)  # FT1-25 procedure code
     fields[25] = h.repetitions(h.components(m, "", CODING_SYSTEM) for m in line.modifiers)  # FT1-26
     return h.segment("FT1", fields)
@@ -173,10 +205,10 @@ def _ft1(index: int, item: LineAction, message: ChargeMessage, settings: DftSett
 def _type_and_quantity(item: LineAction, settings: DftSettings) -> tuple[str, int]:
     units = item.line.units
     if item.action is Action.CHARGE:
-        return "CG", units
+        return settings.charge_type, units
     if settings.reversal == "negative_quantity":
-        return "CG", -units
-    return "CD", units
+        return settings.charge_type, -units
+    return settings.credit_type, units
 
 
 def _cx(identifier: str, assigning_authority: str) -> str:

@@ -105,6 +105,13 @@ class Metrics:
             registry=r,
         )
         self.outbox_age.set_function(self.outbox_oldest_age)
+        self.encounters_failed = Counter(
+            "ivpush_encounters_failed_total",
+            "Encounters the idle sweep could not code or render (coding_failed, render_failed): left open, "
+            "marked failed, skipped until new input arrives.",
+            ["code"],
+            registry=r,
+        )
         self.encounters_open = Gauge(
             "ivpush_encounters_open", "Encounters not closed (refreshed at connect and every idle sweep).", registry=r
         )
@@ -168,6 +175,10 @@ class Metrics:
         self.batches.inc()
         self.deliveries.inc(deliveries)
         self.batch_latency.observe(seconds)
+
+    def encounter_failed(self, code: str) -> None:
+        """One encounter could not be coded or rendered at close (``coding_failed``/``render_failed``)."""
+        self.encounters_failed.labels(code).inc()
 
     def encounters(self, open_count: int) -> None:
         """Encounters currently open."""

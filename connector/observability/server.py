@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,6 +57,7 @@ class HealthLimits:
 
 
 Check = dict[str, Any]
+Readiness = Callable[[Metrics, HealthLimits], tuple[bool, dict[str, Check]]]
 
 
 def liveness(metrics: Metrics, limits: HealthLimits) -> tuple[bool, dict[str, Check]]:
@@ -102,12 +104,19 @@ class ObservabilityServer:
         host: Address to bind (default loopback; ``0.0.0.0`` in a container).
         port: TCP port; 0 binds an ephemeral port (see ``port`` after ``start``).
         limits: Health thresholds.
+        ready: The ``/readyz`` checks (default: the consumer's; ``ivpush listen`` has its own).
     """
 
     def __init__(
-        self, metrics: Metrics, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, limits: HealthLimits | None = None
+        self,
+        metrics: Metrics,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        limits: HealthLimits | None = None,
+        ready: Readiness | None = None,
     ) -> None:
         self.metrics = metrics
+        self.ready = ready or readiness
         self.host = host
         self.requested_port = port
         self.limits = limits or HealthLimits()
@@ -127,7 +136,9 @@ class ObservabilityServer:
         Raises:
             ObservabilityError: The address cannot be bound (in use, unknown host, no permission).
         """
-        handler = type("Handler", (_Handler,), {"metrics": self.metrics, "limits": self.limits})
+        handler = type(
+            "Handler", (_Handler,), {"metrics": self.metrics, "limits": self.limits, "ready": staticmethod(self.ready)}
+        )
         try:
             self._server = ThreadingHTTPServer((self.host, self.requested_port), handler)
         except OSError as error:
@@ -160,6 +171,7 @@ class ObservabilityServer:
 class _Handler(BaseHTTPRequestHandler):
     metrics: Metrics
     limits: HealthLimits
+    ready: Readiness
     server_version = "ivpush"
 
     def do_GET(self) -> None:
@@ -169,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             self._health(*liveness(self.metrics, self.limits))
         elif path == "/readyz":
-            self._health(*readiness(self.metrics, self.limits))
+            self._health(*self.ready(self.metrics, self.limits))
         else:
             self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found: /metrics, /healthz, /readyz\n")
 

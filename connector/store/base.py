@@ -20,12 +20,15 @@ class EncounterState:
         encounter: Attributes and the current version of each administration.
         updated_at: Wall-clock seconds of the last change (for idle closing).
         messages: How many charge messages the encounter has emitted (message-id sequence).
+        failed: Why it could not be coded or rendered when it was last closed (``coding_failed``,
+            ``render_failed``; empty: no failure). Idle sweeps skip it until new input changes it.
     """
 
     ref: EncounterRef
     encounter: Encounter
     updated_at: float
     messages: int = 0
+    failed: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,19 @@ class OutboxRow:
     format: str
     body: bytes
     sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """What one ``Store.purge`` deleted.
+
+    Attributes:
+        dedup_keys: Dedup keys (``seen``) older than the cut-off.
+        outbox_rows: Outbox rows confirmed (sent) before the cut-off.
+    """
+
+    dedup_keys: int = 0
+    outbox_rows: int = 0
 
 
 class Transaction(Protocol):
@@ -80,7 +96,11 @@ class Transaction(Protocol):
         ...
 
     def open_encounters(self, idle_before: float | None = None) -> list[str]:
-        """Keys of encounters not closed, optionally only those idle since ``idle_before``."""
+        """Keys of encounters not closed, sorted.
+
+        With ``idle_before``: only those idle since then and not marked ``failed`` (an idle
+        sweep does not retry an encounter that failed until new input arrives for it).
+        """
         ...
 
 
@@ -97,6 +117,20 @@ class Store(Protocol):
 
     def mark_sent(self, keys: Iterable[tuple[str, str]]) -> None:
         """Mark (message id, format) rows as confirmed by the broker."""
+        ...
+
+    def purge(self, older_than: float, limit: int | None = None) -> Purged:
+        """Delete dedup keys first seen, and outbox rows confirmed, before ``older_than``.
+
+        Rows still pending are never deleted, nor encounters. An input whose dedup key was
+        purged is applied again if it is ever delivered again: keep keys longer than any input
+        can come back (redelivery, an engine's resend, a parked input re-driven). Deletes in
+        small transactions, so a consumer sharing the store is never held up for long.
+
+        Args:
+            older_than: Cut-off, wall-clock seconds since the epoch (the store's clock).
+            limit: At most this many rows of each kind in this call (None: all).
+        """
         ...
 
     def close(self) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from connector.model import ChargeLine
-from connector.store.base import EncounterState, OutboxRow
+from connector.store.base import EncounterState, OutboxRow, Purged
 
 
 @dataclass
@@ -17,6 +18,10 @@ class _Data:
     emitted: dict[str, dict[str, ChargeLine]] = field(default_factory=dict)
     outbox: dict[tuple[str, str], OutboxRow] = field(default_factory=dict)
     sent: set[tuple[str, str]] = field(default_factory=set)
+    clock: Callable[[], float] = time.time
+    seen_at: dict[str, float] = field(default_factory=dict)  # when each key was first committed
+    sent_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    sequence: int = 0  # last outbox sequence given (rows may be purged: never reused)
 
 
 class MemoryTransaction:
@@ -62,31 +67,35 @@ class MemoryTransaction:
         self._outbox.setdefault((row.message_id, row.format), row)
 
     def open_encounters(self, idle_before: float | None = None) -> list[str]:
-        """Keys of encounters not closed (optionally idle since ``idle_before``)."""
+        """Keys of encounters not closed (optionally idle since ``idle_before`` and not failed)."""
         states = {**self._data.states, **self._states}
         return sorted(
             key
             for key, state in states.items()
-            if not state.encounter.closed and (idle_before is None or state.updated_at < idle_before)
+            if not state.encounter.closed
+            and (idle_before is None or (state.updated_at < idle_before and not state.failed))
         )
 
     def commit(self) -> None:
         """Apply the overlay."""
+        now = self._data.clock()
+        for dedup_key in self._seen - self._data.seen:
+            self._data.seen_at[dedup_key] = now
         self._data.seen |= self._seen
         self._data.states.update(self._states)
         self._data.emitted.update(self._emitted)
-        sequence = len(self._data.outbox)
         for key, row in self._outbox.items():
             if key not in self._data.outbox:
-                sequence += 1
+                self._data.sequence += 1
+                sequence = self._data.sequence
                 self._data.outbox[key] = OutboxRow(row.message_id, row.encounter_key, row.format, row.body, sequence)
 
 
 class MemoryStore:
     """Everything in process memory; lost at exit."""
 
-    def __init__(self) -> None:
-        self._data = _Data()
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._data = _Data(clock=clock)
 
     @contextmanager
     def transaction(self) -> Iterator[MemoryTransaction]:
@@ -102,7 +111,24 @@ class MemoryStore:
 
     def mark_sent(self, keys: Iterable[tuple[str, str]]) -> None:
         """Mark rows as confirmed."""
-        self._data.sent.update(keys)
+        now = self._data.clock()
+        for key in keys:
+            self._data.sent.add(key)
+            self._data.sent_at.setdefault(key, now)
+
+    def purge(self, older_than: float, limit: int | None = None) -> Purged:
+        """Delete dedup keys and sent outbox rows older than ``older_than`` (at most ``limit`` of each)."""
+        data = self._data
+        keys = sorted((at, key) for key, at in data.seen_at.items() if at < older_than)[:limit]
+        for _, key in keys:
+            data.seen.discard(key)
+            del data.seen_at[key]
+        rows = sorted((at, key) for key, at in data.sent_at.items() if at < older_than)[:limit]
+        for _, row in rows:
+            data.sent.discard(row)
+            data.outbox.pop(row, None)
+            del data.sent_at[row]
+        return Purged(len(keys), len(rows))
 
     def close(self) -> None:
         """Nothing to release."""

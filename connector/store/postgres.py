@@ -48,13 +48,24 @@ from typing import Final
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from connector.store.base import OutboxRow
+from connector.store.base import OutboxRow, Purged
 from connector.store.postgres_schema import migrate
 from connector.store.postgres_transaction import Connection, PostgresTransaction
 
 CLAIM_SECONDS: Final = 60.0
 # A transaction left open by a hung client must not hold its encounters' locks for ever.
 SESSION_SETTINGS: Final = "SET idle_in_transaction_session_timeout = '60s'"
+
+PURGE_BATCH: Final = 5000  # rows deleted per statement by ``purge``
+# SKIP LOCKED: consumers purging the shared store at the same time take different rows.
+PURGE_SEEN: Final = (
+    "DELETE FROM seen WHERE dedup_key IN (SELECT dedup_key FROM seen "
+    "WHERE seen_at < to_timestamp(%s) LIMIT %s FOR UPDATE SKIP LOCKED)"
+)
+PURGE_SENT: Final = (
+    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox "
+    "WHERE sent AND sent_at < to_timestamp(%s) LIMIT %s FOR UPDATE SKIP LOCKED)"
+)
 
 CLAIM = """
 UPDATE outbox AS o SET claim_pid = %(me)s, claim_until = now() + make_interval(secs => %(lease)s)
@@ -160,11 +171,27 @@ class PostgresStore:
             return
         with _translated("marking rows sent"), self._pool.connection() as conn:
             conn.execute(
-                "UPDATE outbox AS o SET sent = true, claim_pid = NULL, claim_until = NULL "
+                "UPDATE outbox AS o SET sent = true, sent_at = coalesce(o.sent_at, now()), "
+                "claim_pid = NULL, claim_until = NULL "
                 "FROM unnest(%s::text[], %s::text[]) AS k (message_id, format) "
                 "WHERE o.message_id = k.message_id AND o.format = k.format",
                 ([m for m, _ in pairs], [f for _, f in pairs]),
             )
+
+    def purge(self, older_than: float, limit: int | None = None) -> Purged:
+        """Delete dedup keys and sent outbox rows older than ``older_than``, ``PURGE_BATCH`` rows per statement."""
+        return Purged(self._purge(PURGE_SEEN, older_than, limit), self._purge(PURGE_SENT, older_than, limit))
+
+    def _purge(self, statement: str, older_than: float, limit: int | None) -> int:
+        done = 0
+        while limit is None or done < limit:
+            size = PURGE_BATCH if limit is None else min(PURGE_BATCH, limit - done)
+            with _translated("purging old rows"), self._pool.connection() as conn:
+                deleted = conn.execute(statement, (older_than, size)).rowcount  # autocommit: one transaction
+            done += deleted
+            if deleted < size:
+                break
+        return done
 
     def ping(self, timeout: float = 5.0) -> None:
         """Raise ``StoreUnavailable`` unless a pooled connection answers within ``timeout`` seconds."""

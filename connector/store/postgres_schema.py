@@ -42,6 +42,17 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX outbox_pending ON outbox (seq) WHERE NOT sent;
     """,
+    # 2: the reject code of an encounter that could not be coded or rendered at close
+    "ALTER TABLE encounters ADD COLUMN failed text NOT NULL DEFAULT '';",
+    # 3: ages for the retention purge (``PostgresStore.purge``): when a dedup key was first seen
+    # (rows from before: the migration's time, no table rewrite) and when an outbox row was confirmed
+    """
+    ALTER TABLE seen ADD COLUMN seen_at timestamptz NOT NULL DEFAULT now();
+    CREATE INDEX seen_age ON seen (seen_at);
+    ALTER TABLE outbox ADD COLUMN sent_at timestamptz;
+    UPDATE outbox SET sent_at = now() WHERE sent;
+    CREATE INDEX outbox_sent_age ON outbox (sent_at) WHERE sent;
+    """,
 )
 
 

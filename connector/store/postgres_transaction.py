@@ -22,7 +22,7 @@ LOCK: Final = (
     "(SELECT DISTINCT hashtextextended(k, %s) AS h FROM unnest(%s::text[]) AS k ORDER BY h) AS ordered"
 )
 READ_STATES: Final = (
-    "SELECT e.key, e.ref, e.attrs, e.updated_at, e.messages, "
+    "SELECT e.key, e.ref, e.attrs, e.updated_at, e.messages, e.failed, "
     "ARRAY(SELECT a.body FROM administrations AS a WHERE a.encounter_key = e.key) FROM encounters AS e "
 )
 READ_EMITTED: Final = "SELECT encounter_key, body FROM emitted WHERE encounter_key = ANY(%s)"
@@ -97,11 +97,11 @@ class PostgresTransaction:
             row = found[1:] if found is not None else None
         if row is None:
             return None
-        ref, attrs, updated_at, messages, bodies = row
+        ref, attrs, updated_at, messages, failed, bodies = row
         admins = sorted((codec.administration_from_dict(loads(body)) for body in bodies), key=lambda a: (a.start, a.id))
         self._loaded[encounter_key] = {a.id: a for a in admins}
         encounter = codec.encounter_from_dicts(loads(attrs), tuple(admins))
-        return EncounterState(codec.ref_from_dict(loads(ref)), encounter, updated_at, messages)
+        return EncounterState(codec.ref_from_dict(loads(ref)), encounter, updated_at, messages, failed)
 
     def put(self, state: EncounterState) -> None:
         """Store an encounter's state (sent at commit)."""
@@ -127,13 +127,14 @@ class PostgresTransaction:
         self._outbox.setdefault((row.message_id, row.format), row)
 
     def open_encounters(self, idle_before: float | None = None) -> list[str]:
-        """Keys of encounters not closed (optionally idle since ``idle_before``)."""
+        """Keys of encounters not closed (optionally idle since ``idle_before`` and not failed)."""
         self.flush()
         if idle_before is None:
             rows = self._conn.execute("SELECT key FROM encounters WHERE NOT closed ORDER BY key")
         else:
             rows = self._conn.execute(
-                "SELECT key FROM encounters WHERE NOT closed AND updated_at < %s ORDER BY key", (idle_before,)
+                "SELECT key FROM encounters WHERE NOT closed AND updated_at < %s AND failed = '' ORDER BY key",
+                (idle_before,),
             )
         return [key for (key,) in rows]
 
@@ -148,10 +149,10 @@ class PostgresTransaction:
                 )
             if self._states:
                 cur.executemany(
-                    "INSERT INTO encounters (key, ref, attrs, updated_at, messages, closed) "
-                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET ref = excluded.ref, "
+                    "INSERT INTO encounters (key, ref, attrs, updated_at, messages, closed, failed) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET ref = excluded.ref, "
                     "attrs = excluded.attrs, updated_at = excluded.updated_at, messages = excluded.messages, "
-                    "closed = excluded.closed",
+                    "closed = excluded.closed, failed = excluded.failed",
                     [self._encounter_row(state) for state in self._states.values()],
                 )
                 changed = [row for state in self._states.values() for row in self._changed_admins(state)]
@@ -194,6 +195,7 @@ class PostgresTransaction:
             state.updated_at,
             state.messages,
             state.encounter.closed,
+            state.failed,
         )
 
     def _changed_admins(self, state: EncounterState) -> list[tuple[str, str, str]]:

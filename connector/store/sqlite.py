@@ -16,16 +16,21 @@ committed, and the cache is then dropped at the start of the next transaction.
 The schema and its migrations live in ``sqlite_schema``, the unit of work in
 ``sqlite_transaction``; this module opens the file and runs transactions, the outbox relay's
 queries and the connection settings.
+
+The file holds patient identifiers, so a new one is created mode 0600 (owner only); SQLite
+creates its ``-wal`` and ``-shm`` files with the mode of the database file. An existing file
+keeps its mode.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from connector.store.base import OutboxRow
+from connector.store.base import OutboxRow, Purged
 from connector.store.sqlite_schema import migrate
 from connector.store.sqlite_transaction import SqliteTransaction
 from connector.store.state_cache import DEFAULT_MAX_ADMINISTRATIONS, StateCache
@@ -33,6 +38,23 @@ from connector.store.state_cache import DEFAULT_MAX_ADMINISTRATIONS, StateCache
 # SQLite's page cache (default 2 MiB): the tables are written at scattered keys (encounter, then
 # administration id), and a larger cache keeps their interior pages resident. Counts in RSS.
 PAGE_CACHE_KIB = 32 * 1024
+PURGE_BATCH = 5000  # rows deleted per transaction by ``purge`` (the write lock is held that long)
+PURGE_SEEN = "DELETE FROM seen WHERE dedup_key IN (SELECT dedup_key FROM seen WHERE seen_at < ? LIMIT ?)"
+PURGE_SENT = "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE sent = 1 AND sent_at < ? LIMIT ?)"
+MARK_SENT = (
+    "UPDATE outbox SET sent = 1, sent_at = coalesce(sent_at, (julianday('now') - 2440587.5) * 86400.0) "
+    "WHERE message_id = ? AND format = ?"
+)  # sent_at: seconds since the epoch
+
+
+def _create_private(path: str) -> None:
+    """Create a missing state file empty and mode 0600 before SQLite opens it (it would use 0644)."""
+    if path in ("", ":memory:") or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:  # it exists (its mode is kept), or it cannot be created: sqlite3 then says why
+        return
 
 
 class SqliteStore:
@@ -54,6 +76,7 @@ class SqliteStore:
             cache_administrations: Bound of the decoded-state cache, in administrations
                 (0: no cache; every transaction reads and decodes what it touches).
         """
+        _create_private(str(path))
         self._db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
@@ -118,8 +141,29 @@ class SqliteStore:
     def mark_sent(self, keys: Iterable[tuple[str, str]]) -> None:
         """Mark (message id, format) rows as confirmed."""
         self._db.execute("BEGIN IMMEDIATE")
-        self._db.executemany("UPDATE outbox SET sent = 1 WHERE message_id = ? AND format = ?", list(keys))
+        self._db.executemany(MARK_SENT, list(keys))
         self._db.execute("COMMIT")
+
+    def purge(self, older_than: float, limit: int | None = None) -> Purged:
+        """Delete dedup keys and sent outbox rows older than ``older_than``, ``PURGE_BATCH`` rows per transaction."""
+        return Purged(self._purge(PURGE_SEEN, older_than, limit), self._purge(PURGE_SENT, older_than, limit))
+
+    def _purge(self, statement: str, older_than: float, limit: int | None) -> int:
+        done = 0
+        while limit is None or done < limit:
+            size = PURGE_BATCH if limit is None else min(PURGE_BATCH, limit - done)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = self._db.execute(statement, (older_than, size)).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            done += deleted
+            if deleted < size:
+                break
+        return done
 
     def close(self) -> None:
         """Close the connection."""

@@ -32,6 +32,24 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_pending ON outbox (sent, seq);
     """,
+    # 2: the reject code of an encounter that could not be coded or rendered at close
+    "ALTER TABLE encounters ADD COLUMN failed TEXT NOT NULL DEFAULT '';",
+    # 3: ages for the retention purge (``SqliteStore.purge``): when a dedup key was first seen
+    # (rows from before: the migration's time) and when an outbox row was confirmed. ``seen`` is
+    # rebuilt because ALTER TABLE cannot add a column whose default is the current time. Times are
+    # seconds since the epoch: (julianday('now') - 2440587.5) * 86400.0.
+    """
+    CREATE TABLE seen_v3 (
+        dedup_key TEXT PRIMARY KEY, seen_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0)
+    ) WITHOUT ROWID;
+    INSERT INTO seen_v3 (dedup_key) SELECT dedup_key FROM seen;
+    DROP TABLE seen;
+    ALTER TABLE seen_v3 RENAME TO seen;
+    CREATE INDEX seen_age ON seen (seen_at);
+    ALTER TABLE outbox ADD COLUMN sent_at REAL;
+    UPDATE outbox SET sent_at = (julianday('now') - 2440587.5) * 86400.0 WHERE sent = 1;
+    CREATE INDEX outbox_sent_age ON outbox (sent_at) WHERE sent = 1;
+    """,
 )
 
 

@@ -104,7 +104,7 @@ class SqliteTransaction:
 
     def _load(self, encounter_key: str) -> CachedState | None:
         row = self._db.execute(
-            "SELECT ref, attrs, updated_at, messages FROM encounters WHERE key = ?", (encounter_key,)
+            "SELECT ref, attrs, updated_at, messages, failed FROM encounters WHERE key = ?", (encounter_key,)
         ).fetchone()
         if row is None:
             return None
@@ -116,7 +116,7 @@ class SqliteTransaction:
         ]
         admins.sort(key=_order)
         encounter = codec.encounter_from_dicts(orjson.loads(row[1]), tuple(admins))
-        state = EncounterState(codec.ref_from_dict(orjson.loads(row[0])), encounter, row[2], row[3])
+        state = EncounterState(codec.ref_from_dict(orjson.loads(row[0])), encounter, row[2], row[3], row[4])
         return CachedState(state, {a.id: a for a in admins})
 
     def put(self, state: EncounterState) -> None:
@@ -125,15 +125,16 @@ class SqliteTransaction:
         before = self._known(key)
         if before is not None and _same_row(before.state, state):
             self._db.execute(
-                "UPDATE encounters SET updated_at = ?, messages = ? WHERE key = ?",
-                (state.updated_at, state.messages, key),
+                "UPDATE encounters SET updated_at = ?, messages = ?, failed = ? WHERE key = ?",
+                (state.updated_at, state.messages, state.failed, key),
             )
             encounter = before.state.encounter
         else:
             self._db.execute(
-                "INSERT INTO encounters (key, ref, attrs, updated_at, messages, closed) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET ref = excluded.ref, attrs = excluded.attrs, "
-                "updated_at = excluded.updated_at, messages = excluded.messages, closed = excluded.closed",
+                "INSERT INTO encounters (key, ref, attrs, updated_at, messages, closed, failed) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET ref = excluded.ref, "
+                "attrs = excluded.attrs, updated_at = excluded.updated_at, messages = excluded.messages, "
+                "closed = excluded.closed, failed = excluded.failed",
                 (
                     key,
                     _dumps(codec.ref_to_dict(state.ref)),
@@ -141,6 +142,7 @@ class SqliteTransaction:
                     state.updated_at,
                     state.messages,
                     int(state.encounter.closed),
+                    state.failed,
                 ),
             )
             encounter = codec.as_stored_encounter(state.encounter)
@@ -158,7 +160,7 @@ class SqliteTransaction:
             )
         admins = tuple(sorted(stored.values(), key=_order))
         read_back = EncounterState(
-            state.ref, replace(encounter, administrations=admins), float(state.updated_at), state.messages
+            state.ref, replace(encounter, administrations=admins), float(state.updated_at), state.messages, state.failed
         )
         self.written[key] = CachedState(read_back, stored)
 
@@ -184,11 +186,12 @@ class SqliteTransaction:
         )
 
     def open_encounters(self, idle_before: float | None = None) -> list[str]:
-        """Keys of encounters not closed (optionally idle since ``idle_before``)."""
+        """Keys of encounters not closed (optionally idle since ``idle_before`` and not failed)."""
         if idle_before is None:
             rows = self._db.execute("SELECT key FROM encounters WHERE closed = 0 ORDER BY key")
         else:
             rows = self._db.execute(
-                "SELECT key FROM encounters WHERE closed = 0 AND updated_at < ? ORDER BY key", (idle_before,)
+                "SELECT key FROM encounters WHERE closed = 0 AND updated_at < ? AND failed = '' ORDER BY key",
+                (idle_before,),
             )
         return [key for (key,) in rows]

@@ -85,7 +85,6 @@ write_env() {
     echo "IVPUSH_AMQP_URL=$URL"
     echo "IVPUSH_RABBITMQ_DIR=$DIR"
     echo "IVPUSH_RABBITMQ_PORT=$PORT"
-    echo "IVPUSH_RABBITMQCTL=\"$REPO/deploy/local/rabbitmq.sh ctl\""
     if grep -q '^listeners.ssl' "$DIR/rabbitmq.conf" 2>/dev/null; then
       echo "IVPUSH_LOCAL_AMQPS_URL=amqps://guest:guest@localhost:${TLS_PORT}/%2F"
       echo "IVPUSH_LOCAL_CA_FILE=$DIR/tls/ca.pem"

@@ -1,7 +1,6 @@
 """The whole stack on a real broker: sample feeds in, exact charge messages out, in every format."""
 
 import io
-import json
 import os
 import signal
 import subprocess
@@ -92,27 +91,6 @@ def test_sigterm_drains_and_exits_zero_and_a_second_signal_exits_at_once(rabbit:
     impatient.process.send_signal(signal.SIGTERM)
     impatient.process.send_signal(signal.SIGTERM)
     assert impatient.wait(30) in (0, 128 + signal.SIGTERM)
-    delete_topology(rabbit, topology)
-
-
-def test_topology_apply_declares_and_sets_the_policy_through_rabbitmqctl(rabbit: LocalBroker) -> None:
-    topology = fresh_topology("apply")
-    ctl = f"{REPO / 'deploy' / 'local' / 'rabbitmq.sh'} ctl"
-    result = subprocess.run(
-        [sys.executable, "-m", "connector.cli.topology", "--apply", "--prefix", topology.prefix],
-        env={**rabbit.env(IVPUSH_RABBITMQCTL=ctl), **rabbit.script_env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    policies = {p["name"]: p for p in json.loads(rabbit.ctl("list_policies", "-q", "--formatter", "json").stdout)}
-    applied = policies[topology.policy_name]
-    assert applied["apply-to"] == "queues" and json.loads(applied["definition"]) == topology.policy_definition
-    for queue in topology.queues():
-        assert depth(rabbit, queue.name) == 0  # exists
-    rabbit.ctl("clear_policy", topology.policy_name)
     delete_topology(rabbit, topology)
 
 

@@ -241,14 +241,14 @@ def test_poison_is_parked_with_reason_headers_and_the_good_inputs_still_charged(
 def test_an_unexpected_error_on_one_input_parks_only_that_input(policy: Policy) -> None:
     feed = hl7_feed(3)
     harness = Harness(policy)
-    original = harness.service.handle
+    original = harness.service.handle_inputs
 
-    def handle(records: list[ParsedRecord]) -> object:
-        if any(r.dedup_key.endswith("T1-2") for r in records):
+    def handle(inputs: list[list[ParsedRecord]]) -> object:
+        if any(r.dedup_key.endswith("T1-2") for records in inputs for r in records):
             raise KeyError("a bug")
-        return original(records)
+        return original(inputs)
 
-    harness.service.handle = handle  # type: ignore[method-assign,assignment]
+    harness.service.handle_inputs = handle  # type: ignore[method-assign,assignment]
     harness.publish(feed)
     harness.run()
     (parked,) = harness.broker.messages(harness.topology.parking_queue)
@@ -320,15 +320,15 @@ def test_the_idle_sweep_closes_open_encounters_and_relays_their_charges(policy: 
 def test_a_locked_store_is_transient_reconnects_and_parks_nothing(policy: Policy) -> None:
     feed = hl7_feed(3)
     harness = Harness(policy)
-    original = harness.service.handle
+    original = harness.service.handle_inputs
     failures = [sqlite3.OperationalError("database is locked")]
 
-    def handle(records: list[ParsedRecord]) -> object:
+    def handle(inputs: list[list[ParsedRecord]]) -> object:
         if failures:
             raise failures.pop()
-        return original(records)
+        return original(inputs)
 
-    harness.service.handle = handle  # type: ignore[method-assign,assignment]
+    harness.service.handle_inputs = handle  # type: ignore[method-assign,assignment]
     harness.publish(feed)
     harness.run()
     assert harness.broker.connects == 3  # declare + first connection + the reconnect

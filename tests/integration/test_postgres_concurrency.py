@@ -73,6 +73,15 @@ def eventually(condition: Callable[[], bool], what: str, timeout: float = 30) ->
         time.sleep(0.02)
 
 
+def joined(threads: list[threading.Thread], timeout: float) -> None:
+    """Join every thread, then fail if any is still running: a hang (a deadlock) must not pass."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    hung = [thread.name for thread in threads if thread.is_alive()]
+    assert not hung, f"still running after {timeout:.0f}s (deadlocked or hung): {hung}"
+
+
 def test_a_second_transaction_on_the_same_encounter_waits_and_then_sees_the_first_ones_commit(
     store: PostgresStore, cluster: LocalPostgres
 ) -> None:
@@ -101,8 +110,7 @@ def test_a_second_transaction_on_the_same_encounter_waits_and_then_sees_the_firs
     eventually(lambda: lock_holders(cluster, encounter) == (1, 1), "the second transaction to wait on the lock")
     assert seen == {}  # still waiting: it has read nothing
     release.set()
-    one.join(30)
-    two.join(30)
+    joined([one, two], 60)
     assert seen == {"state": bare(encounter, messages=7), "dedup": True}
 
 
@@ -130,8 +138,7 @@ def test_reverse_order_key_sets_wait_without_holding_anything_and_never_deadlock
     eventually(lambda: sum(lock_holders(cluster, k)[1] for k in (a, b)) == 1, "the second to wait")
     assert lock_holders(cluster, a)[0] + lock_holders(cluster, b)[0] == 2  # only the first's: none half-taken
     release.set()
-    one.join(30)
-    two.join(30)
+    joined([one, two], 60)
     assert done.is_set()
 
 
@@ -164,8 +171,7 @@ def test_shuffled_overlapping_key_sets_lose_no_update_and_never_deadlock(store: 
     threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(6)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(120)
+    joined(threads, 120)
     assert errors == []
     with store.transaction() as tx:
         final = {k: tx.get(k) for k in keys}
@@ -197,7 +203,7 @@ def test_two_processes_applying_the_same_inputs_at_once_yield_one_effect(
     duplicates = [out.get(timeout=120) for _ in children]
     for child in children:
         child.join(60)
-        assert child.exitcode == 0
+        assert not child.is_alive() and child.exitcode == 0, f"child exit code {child.exitcode}"
     assert sum(duplicates) == len(bodies)  # every input applied by exactly one of the two
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("SELECT message_id, format, body FROM outbox ORDER BY seq").fetchall()

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from ci import import_or_skip
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.chargeitem import ChargeItem
 
@@ -20,9 +21,9 @@ from connector.model.encounter import ClaimType, PatientClass
 from connector.model.events import EncounterRef
 from connector.model.messages import Action, ChargeMessage, LineAction
 
-hl7apy_parser = pytest.importorskip("hl7apy.parser")
-hl7apy_consts = pytest.importorskip("hl7apy.consts")
-HL7ValidationError = pytest.importorskip("hl7apy.exceptions").ValidationError
+hl7apy_parser = import_or_skip("hl7apy.parser")  # a test dependency: its absence fails under CI
+hl7apy_consts = import_or_skip("hl7apy.consts")
+HL7ValidationError = import_or_skip("hl7apy.exceptions").ValidationError
 
 EST = timezone(timedelta(hours=-5))
 AS_OF = datetime(2024, 3, 5, 14, 30, 5, tzinfo=EST)
@@ -127,15 +128,31 @@ def test_dtm_keeps_the_offset() -> None:
 
 
 def parse_strict(data: bytes) -> Any:
-    """Parse a rendered DFT^P03 with hl7apy at STRICT level and validate structure and datatypes."""
+    """Parse a rendered DFT^P03 with hl7apy at STRICT level and validate structure and datatypes.
+
+    PID-5 (required in 2.5.1) is left empty on purpose: no names are carried, and ``""`` would
+    tell the receiver to delete the name it has. The copy validated has ``""`` there, nothing else.
+    """
     text = data.decode("utf-8")
     assert text.endswith("\r")
     assert "\n" not in text
-    message = hl7apy_parser.parse_message(
-        text.replace("\n", "\r"), validation_level=hl7apy_consts.VALIDATION_LEVEL.STRICT, find_groups=True
-    )
-    assert message.validate() is True
+    strict = hl7apy_consts.VALIDATION_LEVEL.STRICT
+    message = hl7apy_parser.parse_message(text, validation_level=strict, find_groups=True)
+    named = hl7apy_parser.parse_message(with_pid_5(text), validation_level=strict, find_groups=True)
+    assert named.validate() is True
     return message
+
+
+def with_pid_5(text: str) -> str:
+    """The message with an empty PID-5 filled with the HL7 null (to satisfy the validator only)."""
+    segments = text.split("\r")
+    for index, segment in enumerate(segments):
+        fields = segment.split("|")
+        if fields[0] == "PID":
+            fields += [""] * (6 - len(fields))
+            fields[5] = fields[5] or '""'
+            segments[index] = "|".join(fields)
+    return "\r".join(segments)
 
 
 def financial_segments(message: Any) -> list[Any]:
@@ -176,7 +193,8 @@ def test_dft_envelope_and_patient() -> None:
     assert message.evn.evn_2.to_er7() == "20240305143005-0500"
     assert message.pid.pid_3.cx_1.to_er7() == "MRN42"
     assert message.pid.pid_3.cx_4.to_er7() == "HOSP"
-    assert message.pid.pid_5.to_er7() == '""'
+    assert message.pid.pid_5.to_er7() == ""  # empty, not the HL7 null (which means "delete the name")
+    assert raw(data, "PID") == ["PID", "1", "", "MRN42^^^HOSP"]
     assert message.pv1.pv1_2.to_er7() == "E"
     assert message.pv1.pv1_19.cx_1.to_er7() == "V123"
     assert message.pv1.pv1_19.cx_4.to_er7() == "HOSP"
@@ -337,7 +355,10 @@ def test_chargeitem_fields() -> None:
     assert item["identifier"] == [{"system": "urn:ivpush:line-id", "value": SEQUENTIAL.line_id}]
     assert item["status"] == "billable"
     assert item["code"] == {"coding": [{"system": CPT, "code": "96376"}]}
-    assert item["subject"] == {"reference": "Patient/MRN42"}
+    assert item["subject"] == {
+        "type": "Patient",
+        "identifier": {"system": "urn:ivpush:patient-id", "value": "MRN42", "assigner": {"display": "HOSP"}},
+    }
     assert item["context"] == {"reference": "Encounter/V123"}
     assert item["occurrenceDateTime"] == "2024-03-05"
     assert item["quantity"] == {"value": 2}
@@ -386,7 +407,10 @@ def test_chargeitem_references_that_are_not_fhir_ids() -> None:
     ref = EncounterRef("HOSP|V 1/2", "V 1/2", "HOSP", "MRN 42", "MAIN")
     _, document = parse_bundle(chargeitem.render(make_message((LineAction(Action.CHARGE, SUBSEQUENT),), ref=ref)))
     item = resources(document)[0]
-    assert item["subject"] == {"type": "Patient", "identifier": {"value": "MRN 42", "assigner": {"display": "HOSP"}}}
+    assert item["subject"] == {
+        "type": "Patient",
+        "identifier": {"system": "urn:ivpush:patient-id", "value": "MRN 42", "assigner": {"display": "HOSP"}},
+    }
     assert item["context"] == {"type": "Encounter", "identifier": {"value": "V 1/2", "assigner": {"display": "HOSP"}}}
 
 

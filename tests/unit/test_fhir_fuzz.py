@@ -1,4 +1,4 @@
-"""FHIR adapter fuzzing: only AdapterError subclasses may escape ``parse_fhir``, for any bytes.
+"""FHIR adapter fuzzing: only AdapterError subclasses may escape ``read_fhir``, for any bytes.
 
 Inputs per run (each hypothesis example is a batch drawn from its seeded ``randoms()``):
 structural JSON mutations 400 x 24 = 9,600, byte mutations 250 x 24 = 6,000, random bytes
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from connector.adapters.errors import AdapterError, InvalidFhir
-from connector.adapters.fhir import is_r5, parse_fhir
+from connector.adapters.fhir import is_r5, read_fhir
 from connector.adapters.fhir.validate import R4B, R5, validate, validate_plain
 from connector.model import ParsedRecord
 from connector.policy.loader import load_policy
@@ -193,11 +193,13 @@ def mutate_bytes(rng: Rng) -> bytes:
 
 def check(raw: bytes) -> None:
     try:
-        found = parse_fhir(raw, POLICY, "fuzz")
+        found = read_fhir(raw, POLICY, "fuzz")
     except AdapterError:
         return
-    assert isinstance(found, list) and found
-    for record in found:
+    assert found.records or found.rejects
+    for part in found.rejects:
+        assert isinstance(part.error, AdapterError) and part.error.detail.startswith(f"Bundle.{part.part}")
+    for record in found.records:
         assert isinstance(record, ParsedRecord) and record.dedup_key
         for admin in record.administrations:
             assert isinstance(admin.start, datetime) and admin.start.tzinfo is not None

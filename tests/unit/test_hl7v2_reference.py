@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ci import import_or_skip
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,9 +18,9 @@ from connector.adapters.errors import AdapterError
 from connector.adapters.hl7v2.framing import read_message
 from connector.adapters.hl7v2.segments import Message
 
-hl7apy_parser = pytest.importorskip("hl7apy.parser")
-hl7apy_consts = pytest.importorskip("hl7apy.consts")
-HL7apyException = pytest.importorskip("hl7apy.exceptions").HL7apyException
+hl7apy_parser = import_or_skip("hl7apy.parser")  # a test dependency: its absence fails under CI
+hl7apy_consts = import_or_skip("hl7apy.consts")
+HL7apyException = import_or_skip("hl7apy.exceptions").HL7apyException
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "hl7"
 BASIC_ESCAPES = {"F": "|", "S": "^", "T": "&", "R": "~", "E": "\\"}

@@ -243,11 +243,11 @@ def test_every_problem_is_reported_at_once_with_source_and_key(tmp_path: Path) -
     problems = problems_of(config_path=config, environ=environ)
     assert problems == [
         "env IVPUSH_METRIC__PORT: metric.port: unknown section 'metric'; "
-        "sections: amqp, state, coding, metrics, logging",
-        f"{config}: log_level: unknown; allowed: tables [amqp], [state], [coding], [metrics], [logging] "
-        "and keys shutdown_deadline",
+        "sections: amqp, state, coding, metrics, logging, listen, dft, chargeitem, forward, topology, retention",
+        f"{config}: log_level: unknown; allowed: tables [amqp], [state], [coding], [metrics], [logging], [listen], "
+        "[dft], [chargeitem], [forward], [topology], [retention] and keys shutdown_deadline",
         f"{config}: amqp.prefech: unknown key; [amqp] allows: url, ca_file, cert_file, key_file, server_hostname, "
-        "prefix, prefetch, batch_size, batch_wait, reconnect_max, retry_max, shards, shard, declare",
+        "prefix, prefetch, batch_size, batch_wait, reconnect_max, retry_max, shards, shard, declare, auth_attempts",
         "env IVPUSH_AMQP__PREFETCH: amqp.prefetch: Input should be a valid integer, "
         "unable to parse string as an integer (got 'many')",
         "env IVPUSH_STATE: state.url: unsupported scheme 'mysql': give a SQLite file path, ':memory:' or postgresql://",
@@ -267,7 +267,7 @@ def test_a_typo_in_a_nested_variable_names_the_keys_of_its_section() -> None:
     assert problems_of(environ={"IVPUSH_AMQP__PREFECH": "3", "IVPUSH_FAULT": "x"}) == [
         "env IVPUSH_AMQP__PREFECH: amqp.prefech: unknown setting; [amqp] has: url, ca_file, cert_file, "
         "key_file, server_hostname, prefix, prefetch, batch_size, batch_wait, reconnect_max, retry_max, "
-        "shards, shard, declare"
+        "shards, shard, declare, auth_attempts"
     ]
 
 

@@ -1,5 +1,6 @@
 """One behaviour suite for every store implementation (memory, SQLite)."""
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -9,7 +10,7 @@ import pytest
 from connector.model import ChargeLine, CodedValue, Coding, Encounter
 from connector.model.administration import Administration
 from connector.model.events import EncounterRef
-from connector.store.base import EncounterState, OutboxRow, Store
+from connector.store.base import EncounterState, OutboxRow, Purged, Store
 from connector.store.memory import MemoryStore
 from connector.store.sqlite import SqliteStore
 
@@ -121,3 +122,52 @@ def test_open_encounters_can_be_filtered_by_idleness(store: Store) -> None:
     with store.transaction() as tx:
         assert tx.open_encounters() == ["FAC|V1", "FAC|V2"]
         assert tx.open_encounters(idle_before=60.0) == ["FAC|V2"]
+
+
+def test_a_failure_mark_round_trips_and_keeps_the_encounter_out_of_idle_sweeps(store: Store) -> None:
+    marked = replace(state(admin(1), updated_at=10.0), failed="render_failed")
+    with store.transaction() as tx:
+        tx.put(marked)
+    with store.transaction() as tx:
+        assert tx.get("FAC|V1") == marked
+        assert tx.open_encounters() == ["FAC|V1"]  # open: counted, closed at the end of a replay
+        assert tx.open_encounters(idle_before=60.0) == []  # but not swept until new input clears it
+        tx.put(replace(marked, failed=""))
+    with store.transaction() as tx:
+        assert tx.get("FAC|V1") == replace(marked, failed="")
+        assert tx.open_encounters(idle_before=60.0) == ["FAC|V1"]
+
+
+def a_moment_between() -> float:
+    """A cut-off strictly after what was written before and strictly before what is written after."""
+    time.sleep(0.02)  # orders the store's clock against this one; nothing is measured
+    cutoff = time.time()
+    time.sleep(0.02)
+    return cutoff
+
+
+def test_purge_deletes_old_dedup_keys_and_sent_outbox_rows_and_nothing_pending(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.mark_seen("old-1")
+        tx.mark_seen("old-2")
+        tx.enqueue(OutboxRow("m-old", "E", "json", b"1"))
+        tx.enqueue(OutboxRow("m-pending", "E", "json", b"2"))
+    store.mark_sent([("m-old", "json")])
+    cutoff = a_moment_between()
+    with store.transaction() as tx:
+        tx.mark_seen("new")
+        tx.enqueue(OutboxRow("m-new", "E", "json", b"3"))
+    store.mark_sent([("m-new", "json")])
+    assert store.purge(cutoff, limit=1) == Purged(dedup_keys=1, outbox_rows=1)  # at most limit of each
+    assert store.purge(cutoff) == Purged(dedup_keys=1, outbox_rows=0)
+    assert store.purge(cutoff) == Purged()
+    with store.transaction() as tx:
+        assert [tx.is_seen(key) for key in ("old-1", "old-2", "new")] == [False, False, True]
+    assert [r.message_id for r in store.pending()] == ["m-pending"]
+    later = a_moment_between()
+    assert store.purge(later) == Purged(dedup_keys=1, outbox_rows=1)
+    assert [r.message_id for r in store.pending()] == ["m-pending"]  # never confirmed: never purged
+    with store.transaction() as tx:  # the outbox keeps numbering upward after a purge
+        tx.enqueue(OutboxRow("m-after", "E", "json", b"4"))
+    first, after = store.pending()
+    assert (first.message_id, after.message_id) == ("m-pending", "m-after") and after.sequence > first.sequence

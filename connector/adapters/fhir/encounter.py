@@ -16,6 +16,7 @@ from connector.adapters.fhir.fields import (
     reference_id,
     text,
 )
+from connector.adapters.sanity import DEFAULT_WINDOW, TimeWindow, identifier
 from connector.model import Coding, EncounterEvent, EncounterEventKind, EncounterRef, PatientClass
 from connector.policy.model import Policy
 
@@ -39,15 +40,18 @@ _CLOSING_R4: Final = frozenset({"finished"})
 _CLOSING_R5: Final = frozenset({"completed", "discharged"})
 
 
-def encounter_event(resource: Json, r5: bool, policy: Policy) -> EncounterEvent:
+def encounter_event(resource: Json, r5: bool, policy: Policy, window: TimeWindow = DEFAULT_WINDOW) -> EncounterEvent:
     """One Encounter as an UPDATE, or a CLOSE when finished (R4) / completed or discharged (R5).
 
     ``at`` is the period end when closing, else its start (``period`` in R4,
     ``actualPeriod`` in R5). The patient class is the first class code the policy maps; a
-    class the mapping does not know is OTHER, not dropped (as for HL7 PV1-2).
+    class the mapping does not know is OTHER, not dropped (as for HL7 PV1-2). The id is trimmed
+    of Unicode whitespace; ``at`` and ``meta.lastUpdated`` must lie in ``window``.
 
     Raises:
         MissingEncounterKey: The Encounter has no id.
+        BadIdentifier: The id or a reference is blank or holds control characters.
+        BadTimestamp: ``at`` or ``meta.lastUpdated`` is not a placeable time or lies outside the window.
         UnknownStatus: The status is not a code of the resource's FHIR version
             (fhir.resources accepts any code).
     """
@@ -55,6 +59,10 @@ def encounter_event(resource: Json, r5: bool, policy: Policy) -> EncounterEvent:
     visit = text(resource, "id", where)
     if not visit:
         raise MissingEncounterKey("Encounter.id absent")
+    visit = identifier(visit, f"{where}.id")
+    updated = text(obj(resource, "meta", where), "lastUpdated", f"{where}.meta")
+    if updated:
+        moment(updated, f"{where}.meta.lastUpdated", window)
     status = text(resource, "status", where)
     if status not in (R5_STATUSES if r5 else R4_STATUSES):
         raise UnknownStatus(f"Encounter.status is not an {'R5' if r5 else 'R4'} Encounter status")
@@ -63,7 +71,7 @@ def encounter_event(resource: Json, r5: bool, policy: Policy) -> EncounterEvent:
     period = obj(resource, period_name, where)
     edge = "end" if closing else "start"
     sent = period.get(edge)
-    at = moment(sent, f"{where}.{period_name}.{edge}") if sent is not None else None
+    at = moment(sent, f"{where}.{period_name}.{edge}", window) if sent is not None else None
     if r5:
         codings: list[Coding] = []
         for i, concept in enumerate(objects(resource, "class", where)):

@@ -17,6 +17,7 @@ from typing import Any, Final
 import orjson
 
 from connector.adapters.errors import BadTimestamp, InvalidFhir
+from connector.adapters.sanity import DEFAULT_WINDOW, TimeWindow, identifier
 from connector.model import EMPTY, CodedValue, Coding
 
 Json = dict[str, Any]
@@ -115,13 +116,23 @@ def parse_reference(reference: str) -> tuple[str, str, str] | None:
     return found["base"] or RELATIVE_BASE, found["type"], found["id"]
 
 
+def reference_text(reference: Json, where: str) -> str:
+    """A Reference's ``reference`` trimmed of Unicode whitespace, or ``""`` when absent.
+
+    Raises:
+        BadIdentifier: Only whitespace, or holding control characters (``sanity.identifier``).
+    """
+    sent = text(reference, "reference", where)
+    return identifier(sent, f"{where}.reference") if sent else ""
+
+
 def reference_id(parent: Json, name: str, where: str) -> str:
     """Id of the resource a Reference element points to (``Patient/12`` → ``12``), or ``""``."""
-    parsed = parse_reference(text(obj(parent, name, where), "reference", f"{where}.{name}"))
+    parsed = parse_reference(reference_text(obj(parent, name, where), f"{where}.{name}"))
     return parsed[2] if parsed else ""
 
 
-def moment(value: object, where: str) -> datetime:
+def moment(value: object, where: str, window: TimeWindow = DEFAULT_WINDOW) -> datetime:
     """A FHIR dateTime/instant as an aware datetime, keeping the offset as sent.
 
     A dateTime with a time must carry a zone (FHIR requires it). A date alone (``2026-03-02``)
@@ -131,7 +142,8 @@ def moment(value: object, where: str) -> datetime:
 
     Raises:
         InvalidFhir: Not a JSON string.
-        BadTimestamp: Not a date-time the adapter can place on a day.
+        BadTimestamp: Not a date-time the adapter can place on a day, or outside ``window``
+            (year 0001 and 9999 are valid FHIR, never a service time).
     """
     if not isinstance(value, str):
         raise InvalidFhir(f"{where} is not a JSON string")
@@ -141,14 +153,14 @@ def moment(value: object, where: str) -> datetime:
         if not _DATE.match(value) or (len(value) > 10 and value[10] != "T"):
             raise ValueError(where)
         if len(value) == 10:
-            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+            return window.check(datetime.fromisoformat(value).replace(tzinfo=UTC), where)
         found = datetime.fromisoformat(value)
     except ValueError:
         raise BadTimestamp(f"{where} is not a FHIR dateTime") from None
     if found.tzinfo is None:
         raise BadTimestamp(f"{where} has a time but no zone")
     utc_iso(found, where)  # rejects moments that cannot be placed in UTC (year 1 / 9999 edges)
-    return _with_shared_zone(found)
+    return _with_shared_zone(window.check(found, where))
 
 
 # One zone object per offset: ``fromisoformat`` makes a new one per value, and comparing

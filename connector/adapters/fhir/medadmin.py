@@ -23,9 +23,11 @@ from connector.adapters.fhir.fields import (
     objects,
     parse_reference,
     reference_id,
+    reference_text,
     text,
     utc_iso,
 )
+from connector.adapters.sanity import DEFAULT_WINDOW, TimeWindow, identifier
 from connector.model import (
     Administration,
     CodedValue,
@@ -52,31 +54,47 @@ class Resolver:
 
     Attributes:
         entries: Bundle entry resources by fullUrl and by ``Type/id`` (empty outside a Bundle).
+        refused: Names (fullUrl, ``Type/id``) of Bundle entries that were rejected.
     """
 
     entries: Mapping[str, Json]
+    refused: frozenset[str] = frozenset()
 
     def find(self, reference: str, contained: list[Json], where: str) -> Json | None:
         """The resource a literal reference names, or None when it is not in this document.
 
         Raises:
-            InvalidFhir: A ``#id`` reference with no contained resource of that id (FHIR dom-3).
+            InvalidFhir: A ``#id`` reference with no contained resource of that id (FHIR dom-3),
+                or a reference to a rejected Bundle entry.
         """
         if reference.startswith("#"):
             for resource in contained:
                 if resource.get("id") == reference[1:]:
                     return resource
             raise InvalidFhir(f"{where} names a contained resource that is not there")
-        found = self.entries.get(reference)
-        if found is None:
-            parsed = parse_reference(reference)
-            if parsed is not None:
-                found = self.entries.get(f"{parsed[1]}/{parsed[2]}")
-        return found
+        return self.entry(reference, where)
+
+    def entry(self, reference: str, where: str) -> Json | None:
+        """The Bundle entry resource a reference names (by fullUrl, else ``Type/id``), or None.
+
+        Raises:
+            InvalidFhir: The reference names an entry that was rejected.
+        """
+        names = [reference]
+        parsed = parse_reference(reference)
+        if parsed is not None:
+            names.append(f"{parsed[1]}/{parsed[2]}")
+        for name in names:
+            found = self.entries.get(name)
+            if found is not None:
+                return found
+        if self.refused.intersection(names):
+            raise InvalidFhir(f"{where} names a rejected Bundle entry")
+        return None
 
 
 def administration(
-    resource: Json, r5: bool, policy: Policy, resolver: Resolver, position: str
+    resource: Json, r5: bool, policy: Policy, resolver: Resolver, position: str, window: TimeWindow = DEFAULT_WINDOW
 ) -> tuple[Administration, EncounterEvent]:
     """One MedicationAdministration as an administration plus a SEEN event for its encounter.
 
@@ -86,12 +104,14 @@ def administration(
         policy: Supplies the status mapping.
         resolver: Finds referenced Medication and Encounter resources.
         position: Where the input sits in its source.
+        window: Accepted instants (effective[x]/occurence[x], meta.lastUpdated).
 
     Returns:
         The administration and the encounter it was seen in.
 
     Raises:
-        AdapterError: Missing id, unmapped status, no encounter, no time, no drug.
+        AdapterError: Missing id, unmapped status, no encounter, no time or one outside the
+            window, no drug; an identifier that is blank or holds control characters.
     """
     where = "MedicationAdministration"
     resource_id = text(resource, "id", where)
@@ -102,7 +122,7 @@ def administration(
     if status is None:
         raise UnknownStatus("MedicationAdministration.status not in the status mapping")
     encounter = encounter_ref(resource, "encounter" if r5 else "context", resolver, where)
-    start, end = _when(resource, r5, where)
+    start, end = _when(resource, r5, where, window)
     dosage = obj(resource, "dosage", where)
     dw = f"{where}.dosage"
     dose = obj(dosage, "dose", dw)
@@ -116,7 +136,7 @@ def administration(
         method=coded(obj(dosage, "method", dw), f"{dw}.method"),
         end=end,
         status=status,
-        version=version_of(resource, where),
+        version=version_of(resource, where, window),
         site=site.codings[0].code if site.codings and site.codings[0].code else site.text,
         dose=number(dose, "value", f"{dw}.dose"),
         dose_unit=text(dose, "code", f"{dw}.dose") or text(dose, "unit", f"{dw}.dose"),
@@ -134,40 +154,45 @@ def encounter_ref(resource: Json, name: str, resolver: Resolver, where: str) -> 
     Key: ``base|id`` with the reference's base URL, or ``RELATIVE_BASE`` for a relative
     reference. A ``urn:`` reference to a Bundle entry uses that Encounter's id (base
     ``RELATIVE_BASE``, as for Encounter resources). A logical reference (``identifier``
-    only) uses ``system|value``.
+    only) uses ``system|value``. References and identifier values are trimmed of Unicode
+    whitespace (``sanity.identifier``).
 
     Raises:
         MissingEncounterKey: No reference, or one that does not name an Encounter by id.
+        BadIdentifier: A reference or identifier that is blank or holds control characters.
     """
     ref = obj(resource, name, where)
     if not ref:
         raise MissingEncounterKey(f"{where}.{name} absent")
     rw = f"{where}.{name}"
     patient = reference_id(resource, "subject", where)
-    literal = text(ref, "reference", rw)
+    literal = reference_text(ref, rw)
     if literal:
         parsed = parse_reference(literal)
         if parsed is None and literal.startswith("urn:"):
-            target = resolver.entries.get(literal)
+            target = resolver.entry(literal, f"{rw}.reference")
             if target is not None and target.get("resourceType") == "Encounter":
-                parsed = (RELATIVE_BASE, "Encounter", text(target, "id", rw))
+                target_id = text(target, "id", rw)
+                parsed = (RELATIVE_BASE, "Encounter", identifier(target_id, f"{rw}.reference") if target_id else "")
         if parsed is None or parsed[1] != "Encounter" or not parsed[2]:
             raise MissingEncounterKey(f"{rw}.reference does not name an Encounter by id")
         base, _, visit = parsed
         return EncounterRef(f"{base}|{visit}", visit, base, patient)
-    identifier = obj(ref, "identifier", rw)
-    system, value = text(identifier, "system", f"{rw}.identifier"), text(identifier, "value", f"{rw}.identifier")
+    logical = obj(ref, "identifier", rw)
+    iw = f"{rw}.identifier"
+    system, value = text(logical, "system", iw), text(logical, "value", iw)
     if not system or not value:
         raise MissingEncounterKey(f"{rw} has neither a reference nor an identifier system and value")
+    system, value = identifier(system, f"{iw}.system"), identifier(value, f"{iw}.value")
     return EncounterRef(f"{system}|{value}", value, system, patient)
 
 
-def version_of(resource: Json, where: str) -> str:
+def version_of(resource: Json, where: str, window: TimeWindow = DEFAULT_WINDOW) -> str:
     """Order key among versions: zero-padded numeric versionId (or as sent), then lastUpdated in UTC."""
     meta = obj(resource, "meta", where)
     version_id = text(meta, "versionId", f"{where}.meta")
     updated_text = text(meta, "lastUpdated", f"{where}.meta")
-    updated = utc_text(updated_text, f"{where}.meta.lastUpdated") if updated_text else ""
+    updated = utc_text(updated_text, f"{where}.meta.lastUpdated", window) if updated_text else ""
     if not version_id and not updated:
         return ""
     if version_id.isascii() and version_id.isdigit():
@@ -175,17 +200,17 @@ def version_of(resource: Json, where: str) -> str:
     return f"{version_id}|{updated}"
 
 
-def utc_text(value: str, where: str) -> str:
+def utc_text(value: str, where: str, window: TimeWindow = DEFAULT_WINDOW) -> str:
     """An instant as UTC ISO text."""
-    return utc_iso(moment(value, where), where)
+    return utc_iso(moment(value, where, window), where)
 
 
-def _when(resource: Json, r5: bool, where: str) -> tuple[datetime, datetime | None]:
+def _when(resource: Json, r5: bool, where: str, window: TimeWindow) -> tuple[datetime, datetime | None]:
     """Start and end from effective[x] (R4) or occurence[x] (R5); a zero-length period has no end."""
     prefix = "occurence" if r5 else "effective"
     instant = resource.get(f"{prefix}DateTime")
     if instant is not None:
-        return moment(instant, f"{where}.{prefix}DateTime"), None
+        return moment(instant, f"{where}.{prefix}DateTime", window), None
     period = obj(resource, f"{prefix}Period", where)
     if not period:
         if r5 and resource.get("occurenceTiming") is not None:
@@ -194,8 +219,8 @@ def _when(resource: Json, r5: bool, where: str) -> tuple[datetime, datetime | No
     pw = f"{where}.{prefix}Period"
     if period.get("start") is None:
         raise MissingField(f"{pw}.start absent")
-    start = moment(period["start"], f"{pw}.start")
-    end = moment(period["end"], f"{pw}.end") if period.get("end") is not None else None
+    start = moment(period["start"], f"{pw}.start", window)
+    end = moment(period["end"], f"{pw}.end", window) if period.get("end") is not None else None
     if end is not None and end < start:
         raise InvalidFhir(f"{pw}.end before start (per-1)")
     return start, None if end == start else end
@@ -221,7 +246,7 @@ def _referenced(parent: Json, name: str, contained: list[Json], resolver: Resolv
     rw = f"{where}.{name}"
     ref = obj(parent, name, where)
     display = text(ref, "display", rw)
-    literal = text(ref, "reference", rw)
+    literal = reference_text(ref, rw)
     medication = resolver.find(literal, contained, f"{rw}.reference") if literal else None
     if medication is None:
         return CodedValue(text=display)

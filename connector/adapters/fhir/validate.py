@@ -19,7 +19,6 @@ resources can hold (``_warm``; ~0.6 s on the target machines), never per message
 
 from __future__ import annotations
 
-import re
 import types
 import typing
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from fhir_core.types import FhirElementOrResourceBase
 from pydantic import ValidationError
 
 from connector.adapters.errors import InvalidFhir
+from connector.adapters.fhir.details import describe, learn
 
 Json = dict[str, Any]
 Model = type[FHIRAbstractModel]
@@ -51,7 +51,6 @@ Model = type[FHIRAbstractModel]
 MEMO_SIZE: Final = 8_192  # validated elements kept; a full memo is emptied, never grown further
 MEMO_BYTES: Final = 8 << 20  # and at most this much canonical JSON in its keys
 _LEAF, _ONE, _MANY, _RESOURCE, _RESOURCES = range(5)
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +138,20 @@ def validate(version: FhirVersion, resource: Json, where: str) -> FHIRAbstractMo
         raise InvalidFhir(f"{where}: elements nested too deeply") from None
 
 
+def validate_entry(version: FhirVersion, entry: Json, where: str) -> FHIRAbstractModel:
+    """Validate one Bundle entry (``fullUrl``, ``request``, …, and its resource) on its own.
+
+    Raises:
+        InvalidFhir: As ``validate``, the path starting at ``where`` (``Bundle.entry[3]``).
+    """
+    bundle = version.model_of("Bundle")
+    _, model = (_specs.get(bundle) or _field_specs(bundle))["entry"]
+    try:
+        return _valid(version, cast(Model, model), entry, where, remember=False)
+    except RecursionError:
+        raise InvalidFhir(f"{where}: elements nested too deeply") from None
+
+
 def validate_plain(version: FhirVersion, resource: Json) -> FHIRAbstractModel:
     """Validate without the memo (one ``model_validate`` call); for tests and benchmarks."""
     return version.model_of(resource["resourceType"]).model_validate(resource)
@@ -186,7 +199,7 @@ def _valid(version: FhirVersion, model: Model, data: Json, where: str, remember:
     try:
         built = model.model_validate(data if given is None else given)
     except ValidationError as error:
-        raise InvalidFhir(_describe(where, error)) from None
+        raise InvalidFhir(describe(where, error)) from None
     except (KeyError, ValueError, TypeError):
         raise InvalidFhir(f"{where}: an unknown resourceType or an unreadable value") from None
     except RecursionError:
@@ -221,6 +234,7 @@ def _field_specs(model: Model) -> dict[str, tuple[int, Model | None]]:
         kind, child = _kind(field.annotation)
         specs[field.alias or name] = (kind, child)
     _specs[model] = specs
+    learn(specs)
     return specs
 
 
@@ -245,22 +259,6 @@ def _kind(annotation: Any) -> tuple[int, Model | None]:
             return _LEAF, None  # Element-typed (polymorphic) fields: the parent validates them
         return (_RESOURCES if many else _RESOURCE), None
     return (_MANY if many else _ONE), child
-
-
-def _describe(where: str, error: ValidationError) -> str:
-    """Element path and error type of the first error: names only, never input values."""
-    first = error.errors(include_url=False, include_context=False, include_input=False)[0]
-    path = where
-    for part in first["loc"]:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif _NAME.fullmatch(part) and part != "root":
-            path += f".{part}"
-    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    kind = first["type"]
-    if kind == "value_error":  # fhir_core's own messages name fields and rules, never input values
-        kind = first["msg"].removeprefix("Value error, ")[:160]
-    return f"{path}: {kind}{more}"
 
 
 def _warm(model: Model) -> None:

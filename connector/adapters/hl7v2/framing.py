@@ -60,8 +60,8 @@ def read_message(raw: bytes, max_bytes: int = MAX_BYTES) -> Message:
     bad = _bad_line(syntax.field).search(text)
     if bad is not None:
         raise NotHL7(f"line {text.count(chr(10), 0, bad.start()) + 2} is not a segment")
-    if "\nMSH" in text:  # every line is a valid segment by now, so this is a second MSH
-        raise NotHL7("more than one MSH: send one message at a time")
+    if text.find("MSH", 3) >= 0:  # one scan; the checks run only when the letters are there
+        _no_second_header(text)
     segments = [Segment(line, syntax) for line in text.split("\n") if line and not line[0].isspace()]
     return Message(syntax, tuple(segments))
 
@@ -76,9 +76,37 @@ def _bad_line(field: str) -> re.Pattern[str]:
     return re.compile(rf"\n(?![A-Z][A-Z0-9]{{2}}(?:{re.escape(field)}|\n|\Z)|[^\S\n]*(?:\n|\Z))", re.ASCII)
 
 
+_GLUED = re.compile(r"MSH[!-/:-@\[-`{-~]{5}", re.ASCII)
+"""``MSH``, a field separator and the encoding characters: the start of another message."""
+
+
+def _no_second_header(text: str) -> None:
+    r"""Reject a second message: an MSH segment, or an MSH header embedded in a segment.
+
+    Every line is a valid segment by now, so an ``MSH`` at a line start is a second message.
+    Inside a segment, ``MSH|^~\&`` can never be a value (its delimiters would have to be
+    escaped): it is the next message glued on without a terminator, whose segments would
+    otherwise be read as this one's (another patient's drug on this encounter). The whole
+    input is rejected: where the first message ends is not known.
+
+    Raises:
+        NotHL7: Naming the segment number, never a value.
+    """
+    found = text.find("MSH", 3)
+    while found >= 0:
+        if text[found - 1] == "\n":
+            raise NotHL7("more than one MSH: send one message at a time")
+        if _GLUED.match(text, found):
+            segment = sum(1 for line in text[:found].split("\n") if line.strip())
+            raise NotHL7(f"a second MSH inside segment {segment}")
+        found = text.find("MSH", found + 3)
+
+
 def _unframe(data: bytes) -> bytes:
-    """Remove MLLP framing (0x0B … 0x1C 0x0D), a UTF-8 BOM and surrounding blank lines."""
+    """Remove MLLP framing (0x0B … 0x1C 0x0D), UTF-8 BOMs and surrounding blank lines."""
     data = data.strip(b"\r\n\t ")
+    if data.startswith(_BOM):  # a BOM before the MLLP start block
+        data = data[len(_BOM) :].strip(b"\r\n\t ")
     if data[:1] == b"\x0b":
         data = data[1:]
     end = data.rfind(b"\x1c")

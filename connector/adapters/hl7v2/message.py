@@ -13,11 +13,17 @@ from __future__ import annotations
 
 from datetime import tzinfo
 
-from connector.adapters.errors import MissingEncounterKey, MissingField, UnsupportedMessageType
+from connector.adapters.errors import (
+    MissingEncounterKey,
+    MissingField,
+    UnsupportedMessageType,
+    UnsupportedStructure,
+)
 from connector.adapters.hl7v2.framing import MAX_BYTES, read_message
 from connector.adapters.hl7v2.ras import SOURCE_KIND, RasReader
 from connector.adapters.hl7v2.segments import Message, Segment, components_of
 from connector.adapters.hl7v2.timestamps import Clock
+from connector.adapters.sanity import DEFAULT_WINDOW, TimeWindow, identifier
 from connector.model import (
     EncounterEvent,
     EncounterEventKind,
@@ -45,6 +51,7 @@ def parse_hl7(
     position: str = "",
     *,
     max_bytes: int = MAX_BYTES,
+    window: TimeWindow = DEFAULT_WINDOW,
 ) -> ParsedRecord:
     r"""Read one HL7 v2 message into administrations and encounter events.
 
@@ -55,12 +62,15 @@ def parse_hl7(
         local_zone: The site's zone, attached to timestamps sent without an offset.
         position: Where the message sits in its source (file offset, queue position).
         max_bytes: Inputs larger than this are rejected unread.
+        window: Every time read (MSH-7, EVN-2, RXA-3/4/22) must fall inside it.
 
     Returns:
         The administrations (RAS) and encounter events (RAS and ADT) the message carries.
 
     Raises:
-        AdapterError: Any input that cannot be read; nothing else escapes for any bytes.
+        AdapterError: Any input that cannot be read; nothing else escapes for any bytes. The
+            first real problem is named: framing, type (MSH-9), structure, a RAS without RXA,
+            the header (MSH-10, MSH-4, MSH-7), the encounter key, then the administrations.
     """
     message = read_message(raw, max_bytes)
     msh = message.msh
@@ -69,11 +79,12 @@ def parse_hl7(
     is_ras = kind == "RAS" and trigger in _RAS_TRIGGERS
     if not is_ras and not (kind == "ADT" and trigger in _ADT_TRIGGERS):
         raise UnsupportedMessageType("MSH-9 is not RAS^O17/O01 or ADT^A03/A04/A06/A07/A08")
-    control_id = header[10]
-    if not control_id:
+    _check_structure(message, is_ras)
+    if not header[10]:
         raise MissingField("MSH-10 empty")
-    facility = header[4]
-    clock = Clock(local_zone)
+    control_id = identifier(header[10], "MSH-10")
+    facility = identifier(header[4], "MSH-4") if header[4] else ""
+    clock = Clock(local_zone, window)
     sent_text = header[7]
     sent_at = clock.at(sent_text, "MSH-7") if sent_text else None
     pid, pv1 = message.first("PID"), message.first("PV1")
@@ -101,24 +112,51 @@ def parse_hl7(
     return ParsedRecord(dedup_key, administrations, (seen,))
 
 
+def _check_structure(message: Message, is_ras: bool) -> None:
+    """One patient (PID) and one visit (PV1) per message, before the first order of a RAS.
+
+    A second PID or PV1 is another message whose header was lost: read as this one, its
+    drugs would be billed on this patient's encounter. A RAS must also carry an RXA.
+
+    Raises:
+        UnsupportedStructure: A second PID or PV1, or one after the first ORC/RXA.
+        MissingField: A RAS without RXA.
+    """
+    names = [segment.name for segment in message.segments]
+    pid, pv1 = names.count("PID"), names.count("PV1")
+    if pid > 1 or pv1 > 1:
+        raise UnsupportedStructure("a second PID" if pid > 1 else "a second PV1")
+    if not is_ras:
+        return
+    if "RXA" not in names:
+        raise MissingField("RAS without RXA")
+    first_order = min(names.index("RXA"), names.index("ORC")) if "ORC" in names else names.index("RXA")
+    for name, count in (("PID", pid), ("PV1", pv1)):
+        if count and names.index(name) > first_order:
+            raise UnsupportedStructure(f"{name} after the first order")
+
 
 def _encounter(pid: Segment | None, pv1: Segment | None, facility: str) -> EncounterRef:
     """Encounter from PV1-19 (visit number), else PID-18 (account number).
 
-    The assigning authority is CX.4 (its HD.1), else the sending facility (MSH-4).
+    The assigning authority is CX.4 (its HD.1), else the sending facility (MSH-4). A number
+    or authority that is sent must be a usable identifier (``sanity.identifier``): a broken
+    visit number is a reject, never a fallback to the account number.
     """
-    cx = pv1.components(19) if pv1 else []
+    where, cx = "PV1-19", pv1.components(19) if pv1 else []
     if not cx or not cx[0]:
-        cx = pid.components(18) if pid else []
+        where, cx = "PID-18", pid.components(18) if pid else []
     if not cx or not cx[0]:
         raise MissingEncounterKey("neither PV1-19 nor PID-18 carries a number")
-    visit = cx[0]
-    authority = (cx[3] if len(cx) > 3 else "") or facility
+    visit = identifier(cx[0], where)
+    sent_authority = cx[3] if len(cx) > 3 else ""
+    authority = identifier(sent_authority, f"{where} CX.4") if sent_authority else facility
+    patient = pid.value(3) if pid else ""
     return EncounterRef(
         key=f"{authority}|{visit}",
         visit_number=visit,
         assigning_authority=authority,
-        patient_id=pid.value(3) if pid else "",
+        patient_id=identifier(patient, "PID-3") if patient else "",
         facility=facility,
     )
 
