@@ -328,7 +328,7 @@ class ConsumerProcess:
         self.runs += 1
         register_log(self.log_path)
         with self.log_path.open("ab") as log:
-            log.write(f"--- run {self.runs} {env}\n".encode())
+            log.write(f"--- run {self.runs} env {sorted(env)}\n".encode())  # names only: values may be secrets
             log.flush()
             self.process = subprocess.Popen(
                 command, env=self.broker.env(**self.env_extra, **env), stdout=log, stderr=subprocess.STDOUT, cwd=REPO

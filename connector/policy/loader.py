@@ -263,7 +263,10 @@ def _chargemaster(files: list[MappingFile], problems: Problems) -> Chargemaster:
             if not code or not charge:
                 problems.add(file.where(row), "code and charge_code are required")
                 continue
-            items[code] = ChargeItem(code, charge, _text(row, "description"), _text(row, "revenue_code") or None)
+            revenue = _text(row, "revenue_code")
+            if revenue and (not revenue.isdigit() or len(revenue) != 4):
+                problems.add(file.where(row, "revenue_code"), "revenue_code must be 4 digits (UB-04 FL42)")
+            items[code] = ChargeItem(code, charge, _text(row, "description"), revenue or None)
         for row in file.rows("departments", problems):
             department, revenue = _text(row, "department"), _text(row, "revenue_code")
             if not department or not revenue.isdigit() or len(revenue) != 4:

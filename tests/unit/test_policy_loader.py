@@ -113,3 +113,14 @@ def test_an_mue_value_without_its_cms_source_is_refused(tmp_path: Path) -> None:
 def test_a_missing_site_directory_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(MappingError):
         load_policy(tmp_path / "nope")
+
+
+def test_a_chargemaster_item_revenue_code_that_is_not_4_digits_is_refused_at_load(tmp_path: Path) -> None:
+    # A bad revenue code used to load and then make the ChargeItem renderer fail for every
+    # encounter billing that item: refused here, naming the file and line.
+    site(tmp_path, "chargemaster", "items:\n  - {code: '96374', charge_code: X1, revenue_code: '45'}\n")
+    with pytest.raises(MappingError) as caught:
+        load_policy(tmp_path)
+    assert any(
+        p.startswith(f"{tmp_path}/chargemaster.yaml:3: revenue_code must be 4 digits") for p in caught.value.problems
+    ), caught.value.problems
