@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIRS = (REPO / "tests" / "samples" / "hl7", REPO / "tests" / "samples" / "fhir", REPO / "examples" / "feeds")
 GENERIC = frozenset(
@@ -256,3 +258,24 @@ def scan(logs: dict[str, str], values: dict[str, PhiValue]) -> list[Hit]:
             for match in pattern.finditer(line):
                 hits.append(Hit(name, number, by_form[match.group().lower()]))
     return hits
+
+
+# --- the hostile corpus (tests/hostile) -----------------------------------------------------------
+
+HOSTILE = REPO / "tests" / "hostile"
+
+
+def hostile_files() -> list[Path]:
+    """Every stored input of the hostile corpus (its ``expected.yaml`` files left out)."""
+    return sorted(p for p in HOSTILE.glob("*/*") if p.is_file() and p.name != "expected.yaml")
+
+
+def hostile_secrets() -> list[PhiValue]:
+    """The sender-chosen strings the corpus expectations list under ``secrets``: never to be echoed."""
+    found = []
+    for expected in sorted(HOSTILE.glob("*/expected.yaml")):
+        for name, spec in (yaml.safe_load(expected.read_text(encoding="utf-8")) or {}).items():
+            found += [
+                PhiValue(str(s), "secret", f"{expected.parent.name}/{name}") for s in (spec or {}).get("secrets", [])
+            ]
+    return found

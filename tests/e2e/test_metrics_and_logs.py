@@ -34,7 +34,7 @@ from broker import (
     register_log,
     wait_until,
 )
-from phi_scan import sample_files, sample_phi, scan
+from phi_scan import hostile_files, hostile_secrets, sample_files, sample_phi, scan
 from prometheus_client.parser import text_string_to_metric_families
 
 from connector.bus.parking import DETAIL_HEADER
@@ -172,6 +172,42 @@ def test_a_debug_run_over_every_sample_input_is_logged_for_the_phi_scan(rabbit: 
     delete_topology(rabbit, topology)
 
 
+def test_a_debug_run_over_the_hostile_corpus_parks_its_inputs_with_phi_free_headers(
+    rabbit: LocalBroker, tmp_path: Path
+) -> None:
+    bodies = [path.read_bytes() for path in hostile_files()]
+    topology = fresh_topology("phi-hostile")
+    declare(rabbit, topology)
+    publish_inputs(rabbit, topology, bodies)
+    port = free_port()
+    args = ("--log-level", "DEBUG", "--emit-on", "change", "--metrics-port", str(port), "--prefetch", "16")
+    consumer = ConsumerProcess(rabbit, topology, tmp_path, args=args).start()
+    DEBUG_RUNS.append(consumer.log_path)
+    try:
+        wait_until(
+            lambda: (
+                (get(port, "/healthz")[0] == 200 and value(scrape(port), "ivpush_deliveries_total") >= len(bodies))
+                or not consumer.alive()
+            ),
+            180,
+            "every hostile input acked",
+        )
+        assert consumer.alive(), consumer.log()[-3000:]
+        assert consumer.terminate() == 0
+    finally:
+        consumer.kill()
+    parked = drain(rabbit, topology.parking_queue)
+    headers_log = tmp_path / "parked-headers.log"  # every header of every parked copy, scanned with the logs
+    headers_log.write_text(
+        "".join(f"{m.message_id} {json.dumps(m.headers, default=str, sort_keys=True)}\n" for m in parked),
+        encoding="utf-8",
+    )
+    register_log(headers_log)
+    record_figures(f"DEBUG run over {len(bodies)} hostile inputs: parked {len(parked)}")
+    assert len(parked) >= len(bodies) // 2 and all(m.headers.get(DETAIL_HEADER) for m in parked)
+    delete_topology(rabbit, topology)
+
+
 @pytest.mark.run_last
 def test_no_consumer_log_of_the_e2e_suite_holds_a_phi_value_of_the_samples() -> None:
     assert DEBUG_RUNS, "the DEBUG run over every sample input did not run in this session: nothing to prove"
@@ -182,7 +218,8 @@ def test_no_consumer_log_of_the_e2e_suite_holds_a_phi_value_of_the_samples() -> 
     synthetic += [
         (body, f"synth {fmt}") for fmt in ("hl7", "fhir") for body in synth_records(fmt, SYNTH_SEED, limit=3000)
     ]
-    values = sample_phi(sample_files(), synthetic)
+    values = sample_phi([*sample_files(), *hostile_files()], synthetic)
+    values.update({secret.text.lower(): secret for secret in hostile_secrets()})
     hits = scan(logs, values)
     record_figures(
         f"PHI log scan: {len(logs)} consumer logs ({sum(map(len, logs.values())) / 1e6:.1f} MB, "
