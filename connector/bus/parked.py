@@ -151,7 +151,8 @@ class Selector:
 
     def describe(self) -> str:
         """The filters for a log line: codes and times; ids and sources only counted."""
-        parts = [f"code {','.join(sorted(self.codes))}"] if self.codes else []
+        codes = sorted(code if CODE.fullmatch(code) else "(not a code)" for code in self.codes)
+        parts = [f"code {','.join(codes)}"] if codes else []
         parts += [f"{len(self.ids)} id(s)"] if self.ids else []
         parts += [f"{len(self.sources)} source pattern(s)"] if self.sources else []
         parts += [f"since {self.since.isoformat()}"] if self.since else []

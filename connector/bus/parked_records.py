@@ -21,13 +21,11 @@ import binascii
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from connector.bus.base import Outgoing
+from connector.bus.parked import CODE, Parked
 from connector.bus.parking import DETAIL_HEADER, ERROR_HEADER, MESSAGE_ID_HEADER, PARKED_AT_HEADER, QUEUE_HEADER
-
-if TYPE_CHECKING:
-    from connector.bus.parked import Parked
 
 REQUEUED_AT_HEADER = "x-ivpush-requeued-at"
 DROPPED = frozenset(
@@ -161,7 +159,7 @@ def _record(number: int, line: str) -> Record:
         line=number,
         id=texts["id"] or "",
         parking_queue=texts["parking_queue"] or "",
-        code=texts["code"] or "unknown",
+        code=code if (code := texts["code"] or "") and CODE.fullmatch(code) else "unknown",  # it is logged
         routing_key=texts["routing_key"] or "",
         content_type=content_type,
         message_id=texts["message_id"] or "",

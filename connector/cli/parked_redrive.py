@@ -51,6 +51,8 @@ def requeue(
     """Re-publish parked messages (selected, or fixed in an export file) and remove them once confirmed."""
     place = resolve(config_path, queue_label, prefix)
     if from_file is not None:
+        if everything or not selector(options).everything:
+            raise click.UsageError("--from FILE requeues the records of the file: give no filter and no --all")
         _requeue_file(place, from_file, dry_run)
         return
     chosen = _chosen(options, everything)

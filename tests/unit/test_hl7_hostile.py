@@ -17,8 +17,9 @@ from connector.adapters import errors
 from connector.adapters.archive import read_stream
 from connector.adapters.dispatch import parse_record
 from connector.adapters.hl7v2 import parse_hl7
-from connector.adapters.sanity import DEFAULT_WINDOW, TimeWindow, parse_window
+from connector.adapters.sanity import DEFAULT_WINDOW, DEFAULT_WINDOW_TEXT, TimeWindow, parse_window
 from connector.cli.main import cli
+from connector.config import collect, load
 from connector.model import ParsedRecord
 from connector.policy.model import Policy
 
@@ -273,3 +274,15 @@ def test_replay_time_window_option(tmp_path: Path) -> None:
     assert "bad_timestamp x1" in done.output
     done = runner.invoke(cli, ["replay", str(path), "--zone", "UTC"])
     assert "rejects: 0" in done.output
+
+
+def test_consume_reads_the_window_from_settings_and_refuses_a_malformed_one() -> None:
+    settings, problems = collect(environ={"IVPUSH_CODING__TIME_WINDOW": " 2020-01-01..2021-01-01"})
+    assert problems == ()
+    assert settings is not None
+    assert settings.coding.time_window == "2020-01-01..2021-01-01"
+    assert load(None, {}, environ={}).coding.time_window == DEFAULT_WINDOW_TEXT
+    _, problems = collect(environ={"IVPUSH_CODING__TIME_WINDOW": "2021-01-01..2020-01-01"})
+    assert len(problems) == 1
+    assert "IVPUSH_CODING__TIME_WINDOW" in str(problems[0])
+    assert "FROM must be before TO" in str(problems[0])

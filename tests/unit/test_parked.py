@@ -224,3 +224,9 @@ def test_a_body_that_is_not_utf8_is_exported_in_base64_and_read_back() -> None:
 def test_unusable_lines_are_named_by_number_without_their_content(line: str, problem: str) -> None:
     (found,) = read_records([line])
     assert isinstance(found, RecordError) and str(found).startswith(problem) and "DOE" not in str(found)
+
+
+def test_codes_that_are_not_codes_never_reach_a_log_line() -> None:
+    (record,) = read_records(['{"id": "a", "code": "DOE, JANE", "body": "x"}'])
+    assert isinstance(record, Record) and record.code == "unknown"
+    assert Selector(codes=frozenset({"DOE, JANE", "not_hl7"})).describe() == "code (not a code),not_hl7"

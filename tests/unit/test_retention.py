@@ -113,6 +113,8 @@ def test_parked_commands_that_change_the_queue_need_a_filter_or_all() -> None:
     for command in (["requeue"], ["purge"], ["export"]):
         result = CliRunner().invoke(cli, ["parked", *command], env=env)
         assert result.exit_code == 2 and "or --all" in result.output
+    mixed = CliRunner().invoke(cli, ["parked", "requeue", "--from", "x.ndjson", "--code", "not_hl7"], env=env)
+    assert mixed.exit_code == 2 and "give no filter" in mixed.output
 
 
 def test_a_bad_age_is_refused_before_anything_is_touched() -> None:
