@@ -17,12 +17,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +35,19 @@ from connector.adapters.errors import AdapterError
 from connector.bootstrap import local_zone, renderers
 from connector.bus.base import Delivery, Outgoing
 from connector.bus.config import AmqpSettings
+from connector.bus.consumer import Consumer, ConsumerSettings, Stop
 from connector.bus.errors import BusError
 from connector.bus.inputs import CONTENT_TYPES, parse_delivery, read_delivery
 from connector.bus.rabbitmq import RabbitBus
 from connector.bus.topology import Topology
 from connector.cli import options
 from connector.cli.consume import consume
+from connector.emitters import json_charge
+from connector.model.messages import ChargeMessage
 from connector.policy.loader import load_policy
-from connector.service import Service, ServiceSettings
+from connector.service import Renderer, Service, ServiceSettings
 from connector.store.memory import MemoryStore
+from connector.store.sqlite import SqliteStore
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "deploy" / "local" / "rabbitmq.sh"
@@ -432,6 +438,25 @@ def expected_charges(
     return {(row.message_id, row.format): row.body for row in store.pending(1_000_000)}
 
 
+class BrokenFor:
+    """The JSON renderer, raising for one encounter key (counting the attempts).
+
+    Registered for a test rather than reached through a value: the adapters now refuse the
+    identifiers that made the ChargeItem renderer raise (issue #12, class 3), and what is under
+    test is the consumer's handling of any failure to render one encounter.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.attempts = 0
+
+    def __call__(self, message: ChargeMessage) -> bytes:
+        if message.encounter.key == self.key:
+            self.attempts += 1
+            raise ValueError(f"refused: {self.key}")
+        return json_charge.render(message)
+
+
 @dataclass
 class Tally:
     """What arrived on an output queue against what was expected."""
@@ -462,6 +487,60 @@ def tally(received: list[Received], expected: dict[str, bytes]) -> Tally:
         duplicates=len(received) - len(counts),
         duplicate_effects=effects,
     )
+
+
+class ThreadedConsumer:
+    """A ``Consumer`` on the real broker, run on a thread of the test process (its counters are read directly).
+
+    The SQLite store at ``path`` is made on the consumer's thread (a connection stays on its
+    thread). ``render`` defaults to the renderers of the topology's formats, ``clock`` to the wall
+    clock; ``read`` (``read_delivery`` or ``parse_delivery``) is given the policy and the local zone.
+    """
+
+    def __init__(
+        self,
+        broker: LocalBroker,
+        policy: Any,
+        topology: Topology,
+        path: Path,
+        settings: ConsumerSettings,
+        *,
+        render: Mapping[str, Renderer] | None = None,
+        clock: Callable[[], float] = time.time,
+        read: Callable[..., Any] = read_delivery,
+    ) -> None:
+        self.stop = Stop()
+        self.failures: list[BaseException] = []
+        self.made: list[Consumer] = []
+
+        def run() -> None:
+            store = SqliteStore(str(path))
+            chosen = render if render is not None else renderers(topology.formats)
+            service = Service(store, policy, ServiceSettings(chosen), clock=clock)
+            parse = partial(read, policy=policy, local_zone=local_zone(None))
+            self.made.append(
+                Consumer(lambda: RabbitBus(broker.settings), service, parse, topology, settings, self.stop)
+            )
+            try:
+                self.made[0].run()
+            except BaseException as error:  # noqa: BLE001 - reported by the test thread
+                self.failures.append(error)
+            finally:
+                store.close()
+
+        self.thread = threading.Thread(target=run, name="consumer")
+        self.thread.start()
+        self.until(lambda: bool(self.made), "the consumer")
+        self.consumer = self.made[0]
+
+    def until(self, condition: Callable[[], bool], what: str) -> None:
+        wait_until(lambda: condition() or not self.thread.is_alive(), 60, what)
+        assert self.thread.is_alive(), f"the consumer died: {self.failures}"
+
+    def finish(self) -> None:
+        self.stop.request()
+        self.thread.join(60)
+        assert not self.thread.is_alive() and self.failures == [], self.failures
 
 
 class ForkedConsumer:

@@ -149,17 +149,7 @@ class RabbitConnection:
 
     def on_message(self, _channel: Any, method: Any, properties: Any, body: bytes) -> None:
         """``basic_consume`` callback: record the delivery for ``RabbitBus.poll``."""
-        self.deliveries.append(
-            Delivery(
-                delivery_tag=method.delivery_tag,
-                body=body,
-                content_type=properties.content_type,
-                headers=dict(properties.headers or {}),
-                message_id=properties.message_id,
-                routing_key=method.routing_key,
-                redelivered=bool(method.redelivered),
-            )
-        )
+        self.deliveries.append(delivery_of(method, properties, body))
 
     # --- the I/O pump ------------------------------------------------------------------------
 
@@ -242,6 +232,19 @@ def _causes(error: BaseException) -> list[BaseException]:
         error = cause
         chain.append(error)
     return chain
+
+
+def delivery_of(method: Any, properties: Any, body: bytes) -> Delivery:
+    """A ``Delivery`` from what pika hands a ``basic.deliver`` or ``basic.get-ok`` callback."""
+    return Delivery(
+        delivery_tag=method.delivery_tag,
+        body=body,
+        content_type=properties.content_type,
+        headers=dict(properties.headers or {}),
+        message_id=properties.message_id,
+        routing_key=method.routing_key,
+        redelivered=bool(method.redelivered),
+    )
 
 
 def describe(error: BaseException) -> str:

@@ -21,7 +21,7 @@ from connector.bus.base import Delivery
 from connector.bus.config import AmqpSettings
 from connector.bus.errors import BusUnavailable
 from connector.bus.rabbitmq import RabbitBus
-from connector.bus.rabbitmq_connection import CONNECT_TIMEOUT, RPC_TIMEOUT, describe
+from connector.bus.rabbitmq_connection import CONNECT_TIMEOUT, RPC_TIMEOUT, delivery_of, describe
 
 
 class RabbitReader(RabbitBus):
@@ -59,17 +59,7 @@ class RabbitReader(RabbitBus):
         self._link.pump(0)
 
     def _on_get(self, answer: list[Delivery | None], _channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        answer.append(
-            Delivery(
-                delivery_tag=method.delivery_tag,
-                body=body,
-                content_type=properties.content_type,
-                headers=dict(properties.headers or {}),
-                message_id=properties.message_id,
-                routing_key=method.routing_key,
-                redelivered=bool(method.redelivered),
-            )
-        )
+        answer.append(delivery_of(method, properties, body))
 
     def _on_empty(self, _frame: Any) -> None:
         self._answer.append(None)

@@ -29,9 +29,7 @@ from connector.bus.inputs import read_delivery
 from connector.bus.rabbitmq import RabbitBus
 from connector.bus.retention import Retention
 from connector.bus.topology import FORMATS
-from connector.cli.options import load_or_exit
-from connector.config import Settings, SettingsError
-from connector.config import load as load_config
+from connector.cli.options import load_or_exit, settings_or_exit
 from connector.config.topology import build_topology
 from connector.model import ClaimType
 from connector.observability.logging import FORMATS as LOG_FORMATS
@@ -96,21 +94,11 @@ OPTION_KEYS = {
 
 def amqp_settings_or_exit(config_path: Path | None, name: str) -> AmqpSettings:
     """Connection settings from the settings model, or exit 2 saying what is missing."""
-    settings = _settings_or_exit(config_path, {})
+    settings = settings_or_exit(config_path, {})
     try:
         return settings.amqp_settings(name)
     except ConfigError as error:
         click.echo(f"error: {error}", err=True)
-        raise SystemExit(2) from error
-
-
-def _settings_or_exit(config_path: Path | None, overrides: dict[str, object]) -> Settings:
-    """The effective settings (command line > env > secret files > TOML > defaults), or exit 2."""
-    try:
-        return load_config(config_path, overrides)
-    except SettingsError as error:
-        for problem in error.problems:
-            click.echo(f"error: {problem}", err=True)
         raise SystemExit(2) from error
 
 
@@ -171,7 +159,7 @@ def consume(config_path: Path | None, formats: tuple[str, ...], **options: Any) 
     """
     overrides = {key: options[name] for name, key in OPTION_KEYS.items()}
     overrides["coding.formats"] = formats or None
-    settings = _settings_or_exit(config_path, overrides)
+    settings = settings_or_exit(config_path, overrides)
     configure_logging(settings.logging.level, settings.logging.format)
     coding = settings.coding
     policy = load_or_exit(coding.mappings)

@@ -21,16 +21,13 @@ from connector.bus.control import Stop
 from connector.bus.errors import ConfigError
 from connector.bus.rabbitmq import RabbitBus
 from connector.cli.consume import config_option
-from connector.config import SettingsError
-from connector.config import load as load_config
+from connector.cli.options import OBSERVABILITY_KEYS, metrics_server_or_exit, observability_options, settings_or_exit
 from connector.config.topology import build_topology
 from connector.forward.forwarder import Forwarder
 from connector.forward.metrics import readiness
 from connector.forward.mllp import MllpClient, client_context
-from connector.observability.logging import FORMATS as LOG_FORMATS
 from connector.observability.logging import configure_logging
 from connector.observability.metrics import Metrics
-from connector.observability.server import ObservabilityError, ObservabilityServer
 
 # Command-line option → settings key (docs/configuration.md); unset options are None and yield.
 OPTION_KEYS = {
@@ -42,11 +39,7 @@ OPTION_KEYS = {
     "max_attempts": "forward.max_attempts",
     "prefix": "amqp.prefix",
     "reconnect_max": "amqp.reconnect_max",
-    "log_level": "logging.level",
-    "log_format": "logging.format",
-    "metrics_port": "metrics.port",
-    "metrics_host": "metrics.host",
-}
+} | OBSERVABILITY_KEYS
 
 
 @click.command()
@@ -59,19 +52,11 @@ OPTION_KEYS = {
 @click.option("--max-attempts", type=click.IntRange(0), help="Sends before parking as no_ack; 0: never [default: 0].")
 @click.option("--prefix", help="Prefix of every exchange and queue name [default: ivpush].")
 @click.option("--reconnect-max", type=float, help="Longest broker reconnect back-off, seconds [default: 30].")
-@click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL [default: INFO].")
-@click.option("--log-format", type=click.Choice(LOG_FORMATS), help="json or text [default: json].")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), help="/metrics, /healthz, /readyz port (0: off).")
-@click.option("--metrics-host", help="Address the metrics endpoint binds [default: 127.0.0.1].")
+@observability_options
 def forward(config_path: Path | None, **options: Any) -> None:
     """Send DFT^P03 charge messages to a receiver over MLLP and settle each on its ACK."""
     overrides = {key: options[name] for name, key in OPTION_KEYS.items()}
-    try:
-        settings = load_config(config_path, overrides)
-    except SettingsError as error:
-        for problem in error.problems:
-            click.echo(f"error: {problem}", err=True)
-        raise SystemExit(2) from error
+    settings = settings_or_exit(config_path, overrides)
     configure_logging(settings.logging.level, settings.logging.format)
     try:
         dft_queue = build_topology(settings).output_queue("dft")
@@ -91,13 +76,7 @@ def forward(config_path: Path | None, **options: Any) -> None:
     forwarder = Forwarder(
         partial(RabbitBus, amqp), MllpClient(forward_settings, context), forward_settings, stop, metrics
     )
-    server = None
-    if settings.metrics.port:
-        try:
-            server = ObservabilityServer(metrics, settings.metrics.host, settings.metrics.port, ready=readiness).start()
-        except ObservabilityError as error:
-            click.echo(f"error: {error}", err=True)
-            raise SystemExit(2) from error
+    server = metrics_server_or_exit(metrics, settings, readiness)
     logging.getLogger("ivpush.forward").info(
         "ivpush forward: broker %s, receiver %s", amqp.redacted(), forward_settings.receiver
     )

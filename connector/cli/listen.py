@@ -20,16 +20,14 @@ import click
 from connector.bus.errors import ConfigError
 from connector.bus.rabbitmq import RabbitBus
 from connector.cli.consume import config_option
-from connector.config import Settings, SettingsError
-from connector.config import load as load_config
+from connector.cli.options import OBSERVABILITY_KEYS, metrics_server_or_exit, observability_options, settings_or_exit
+from connector.config import Settings
 from connector.config.topology import build_topology
 from connector.ingress.metrics import IngressMetrics, readiness
 from connector.ingress.run import Ingress, ListenError, serve
 from connector.ingress.settings import ListenSettings, TlsError, parse_address, server_tls
-from connector.observability.logging import FORMATS as LOG_FORMATS
 from connector.observability.logging import configure_logging
 from connector.observability.metrics import Metrics
-from connector.observability.server import ObservabilityError, ObservabilityServer
 
 CONNECT_TIMEOUT = 10.0  # a listener answers AE while connecting: do not wait the consumer's 30 s
 
@@ -46,11 +44,7 @@ OPTION_KEYS = {
     "declare": "amqp.declare",
     "reconnect_max": "amqp.reconnect_max",
     "shutdown_deadline": "shutdown_deadline",
-    "log_level": "logging.level",
-    "log_format": "logging.format",
-    "metrics_port": "metrics.port",
-    "metrics_host": "metrics.host",
-}
+} | OBSERVABILITY_KEYS
 
 
 @click.command()
@@ -66,30 +60,14 @@ OPTION_KEYS = {
 @click.option("--declare/--no-declare", default=None, help="Declare the topology at connect [default: declare].")
 @click.option("--reconnect-max", type=float, help="Longest reconnect back-off, seconds [default: 30].")
 @click.option("--shutdown-deadline", type=float, help="Seconds to answer the messages in hand at stop [default: 10].")
-@click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL [default: INFO].")
-@click.option("--log-format", type=click.Choice(LOG_FORMATS), help="json or text [default: json].")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), help="/metrics, /healthz, /readyz port (0: off).")
-@click.option("--metrics-host", help="Address the metrics endpoint binds [default: 127.0.0.1].")
+@observability_options
 def listen(config_path: Path | None, **options: Any) -> None:
     """Receive HL7 v2 over MLLP and HL7 v2 / FHIR over HTTP; publish each input, then acknowledge it."""
     overrides = {key: options[name] for name, key in OPTION_KEYS.items()}
-    try:
-        settings = load_config(config_path, overrides)
-    except SettingsError as error:
-        for problem in error.problems:
-            click.echo(f"error: {problem}", err=True)
-        raise SystemExit(2) from error
+    settings = settings_or_exit(config_path, overrides)
     configure_logging(settings.logging.level, settings.logging.format)
     ingress = _ingress_or_exit(settings)
-    server = None
-    if settings.metrics.port:
-        try:
-            server = ObservabilityServer(
-                ingress.metrics.base, settings.metrics.host, settings.metrics.port, ready=readiness
-            ).start()
-        except ObservabilityError as error:
-            click.echo(f"error: {error}", err=True)
-            raise SystemExit(2) from error
+    server = metrics_server_or_exit(ingress.metrics.base, settings, readiness)
     try:
         serve(ingress)
     except ListenError as error:

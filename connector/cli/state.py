@@ -19,9 +19,8 @@ import click
 
 from connector.bootstrap import StoreOpenError, open_store, store_label
 from connector.cli.consume import config_option
+from connector.cli.options import settings_or_exit
 from connector.cli.parked_options import age_seconds
-from connector.config import SettingsError
-from connector.config import load as load_config
 from connector.observability.logging import configure_logging
 
 LOG = logging.getLogger("ivpush.state")
@@ -42,12 +41,7 @@ def state() -> None:
 @click.option("--older-than", help="Delete what is older than this age (30d, 12w) [default: retention.state_days].")
 def purge_state(config_path: Path | None, state_url: str | None, older_than: str | None) -> None:
     """Delete dedup keys first seen, and outbox rows confirmed, longer ago than the age given."""
-    try:
-        settings = load_config(config_path, {"state.url": state_url})
-    except SettingsError as error:
-        for problem in error.problems:
-            click.echo(f"error: {problem}", err=True)
-        raise SystemExit(2) from error
+    settings = settings_or_exit(config_path, {"state.url": state_url})
     configure_logging(settings.logging.level, settings.logging.format)
     keep = age_seconds(older_than) if older_than else settings.retention.keep_seconds
     if keep is None:

@@ -2,17 +2,17 @@
 
 import hashlib
 import re
-import threading
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import pytest
 from broker import (
+    BrokenFor,
     ConsumerProcess,
     ForkedConsumer,
     LocalBroker,
     Received,
+    ThreadedConsumer,
     declare,
     delete_topology,
     depth,
@@ -25,17 +25,12 @@ from broker import (
     wait_until,
 )
 
-from connector.bootstrap import local_zone
-from connector.bus.consumer import Consumer, ConsumerSettings, Stop
+from connector.bus.consumer import ConsumerSettings
 from connector.bus.faults import EXIT_CODE
 from connector.bus.inputs import parse_delivery
 from connector.bus.parking import DETAIL_HEADER, ERROR_HEADER, MESSAGE_ID_HEADER
-from connector.bus.rabbitmq import RabbitBus
 from connector.bus.topology import Topology
-from connector.emitters import json_charge
-from connector.model.messages import ChargeMessage
 from connector.policy.model import Policy
-from connector.service import Service, ServiceSettings
 from connector.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.e2e
@@ -43,63 +38,17 @@ BAD_VISIT = "V00005"
 BAD = f"GENHOSP|{BAD_VISIT}"
 
 
-class BrokenFor:
-    """The JSON renderer, raising for one encounter key.
-
-    Registered for the test rather than reached through a value: the adapters now refuse the
-    identifiers that made the ChargeItem renderer raise (issue #12, class 3), and what is under
-    test is the consumer's handling of any failure to render one encounter.
-    """
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.attempts = 0
-
-    def __call__(self, message: ChargeMessage) -> bytes:
-        if message.encounter.key == self.key:
-            self.attempts += 1
-            raise ValueError(f"refused: {self.key}")
-        return json_charge.render(message)
-
-
-class ThreadedConsumer:
-    """A ``Consumer`` on the real broker, run on a thread of the test process, its clock the test's.
-
-    The SQLite store is made on the consumer's thread (a connection stays on its thread).
-    """
+class UnrenderableConsumer(ThreadedConsumer):
+    """The consumer under test: JSON rendering broken for ``BAD``, one delivery one fate, the test's clock."""
 
     def __init__(self, rabbit: LocalBroker, policy: Policy, topology: Topology, path: Path, **settings: float) -> None:
         self.now = 1000.0
-        self.stop = Stop()
-        self.failures: list[BaseException] = []
-        self.made: list[Consumer] = []
-        self.args = (rabbit, policy, topology, path, ConsumerSettings(queue=topology.input_queue(), **settings))  # type: ignore[arg-type]
-        self.thread = threading.Thread(target=self._run, name="consumer")
-        self.thread.start()
-        self.until(lambda: bool(self.made), "the consumer")
-        self.consumer = self.made[0]
+        chosen = ConsumerSettings(queue=topology.input_queue(), **settings)  # type: ignore[arg-type]
+        broken = {"json": BrokenFor(BAD)}
+        super().__init__(rabbit, policy, topology, path, chosen, render=broken, clock=self.clock, read=parse_delivery)
 
-    def _run(self) -> None:
-        rabbit, policy, topology, path, settings = self.args
-        store = SqliteStore(str(path))
-        service = Service(store, policy, ServiceSettings({"json": BrokenFor(BAD)}), clock=lambda: self.now)
-        parse = partial(parse_delivery, policy=policy, local_zone=local_zone(None))
-        self.made.append(Consumer(lambda: RabbitBus(rabbit.settings), service, parse, topology, settings, self.stop))
-        try:
-            self.made[0].run()
-        except BaseException as error:  # noqa: BLE001 - reported by the test thread
-            self.failures.append(error)
-        finally:
-            store.close()
-
-    def until(self, condition: Callable[[], bool], what: str) -> None:
-        wait_until(lambda: condition() or not self.thread.is_alive(), 60, what)
-        assert self.thread.is_alive(), f"the consumer died: {self.failures}"
-
-    def finish(self) -> None:
-        self.stop.request()
-        self.thread.join(60)
-        assert not self.thread.is_alive() and self.failures == [], self.failures
+    def clock(self) -> float:
+        return self.now  # moved on by the test
 
 
 def test_one_encounter_that_cannot_be_rendered_among_ten_good_ones_with_idle_sweeping_on(
@@ -113,7 +62,7 @@ def test_one_encounter_that_cannot_be_rendered_among_ten_good_ones_with_idle_swe
     topology = fresh_topology("unrenderable")
     declare(rabbit, topology)
     out, parking = topology.output_queue("json"), topology.parking_queue
-    run = ThreadedConsumer(
+    run = UnrenderableConsumer(
         rabbit, policy, topology, tmp_path / "state.db", prefetch=20, batch_size=10, idle_seconds=60, sweep_every=0.2
     )
     try:

@@ -23,6 +23,7 @@ from broker import (
     CONSUMER_LOGS,
     ConsumerProcess,
     LocalBroker,
+    Received,
     declare,
     delete_topology,
     drain,
@@ -135,48 +136,14 @@ def test_metrics_fetched_over_http_move_while_a_real_broker_run_charges(rabbit: 
     delete_topology(rabbit, topology)
 
 
-def test_a_debug_run_over_every_sample_input_is_logged_for_the_phi_scan(rabbit: LocalBroker, tmp_path: Path) -> None:
-    bodies = [path.read_bytes() for path in sample_files()]
-    topology = fresh_topology("phi-debug")
-    declare(rabbit, topology)
-    publish_inputs(rabbit, topology, bodies)
-    port = free_port()
-    args = ("--log-level", "DEBUG", "--emit-on", "change", "--metrics-port", str(port), "--prefetch", "16")
-    consumer = ConsumerProcess(rabbit, topology, tmp_path, args=args).start()
-    DEBUG_RUNS.append(consumer.log_path)
-    try:
-        wait_until(
-            lambda: (
-                (get(port, "/healthz")[0] == 200 and value(scrape(port), "ivpush_deliveries_total") >= len(bodies))
-                or not consumer.alive()
-            ),
-            120,
-            "every sample acked",
-        )
-        assert consumer.alive(), consumer.log()[-3000:]
-        samples = scrape(port)
-        assert consumer.terminate() == 0
-    finally:
-        consumer.kill()
-    parked = sum(v for (name, labels), v in samples.items() if name == "ivpush_rejects_total")
-    details = [m.headers.get(DETAIL_HEADER, "") for m in drain(rabbit, topology.parking_queue)]
-    details_log = tmp_path / "parked-details.log"  # the reason headers must hold no PHI either
-    details_log.write_text("".join(f"{detail}\n" for detail in details), encoding="utf-8")
-    register_log(details_log)
-    record_figures(
-        f"DEBUG run over {len(bodies)} sample inputs: parked {parked:.0f}, "
-        f"charge messages {value(samples, 'ivpush_charge_messages_total'):.0f}, log {len(consumer.log()):,} bytes"
-    )
-    assert len(details) == parked > 0 and all(details)
-    assert '"level": "debug"' in consumer.log()
-    delete_topology(rabbit, topology)
+def debug_run(
+    rabbit: LocalBroker, tmp_path: Path, name: str, bodies: list[bytes]
+) -> tuple[Samples, list[Received], str]:
+    """Publish ``bodies``, run a DEBUG consumer over them until each is acked; its samples, parked copies, log.
 
-
-def test_a_debug_run_over_the_hostile_corpus_parks_its_inputs_with_phi_free_headers(
-    rabbit: LocalBroker, tmp_path: Path
-) -> None:
-    bodies = [path.read_bytes() for path in hostile_files()]
-    topology = fresh_topology("phi-hostile")
+    The log joins the PHI scan, and so does every header of every parked copy.
+    """
+    topology = fresh_topology(name)
     declare(rabbit, topology)
     publish_inputs(rabbit, topology, bodies)
     port = free_port()
@@ -190,22 +157,43 @@ def test_a_debug_run_over_the_hostile_corpus_parks_its_inputs_with_phi_free_head
                 or not consumer.alive()
             ),
             180,
-            "every hostile input acked",
+            f"every input of {name} acked",
         )
         assert consumer.alive(), consumer.log()[-3000:]
+        samples = scrape(port)
         assert consumer.terminate() == 0
     finally:
         consumer.kill()
     parked = drain(rabbit, topology.parking_queue)
-    headers_log = tmp_path / "parked-headers.log"  # every header of every parked copy, scanned with the logs
+    headers_log = tmp_path / "parked-headers.log"  # the parked copies' headers must hold no PHI either
     headers_log.write_text(
         "".join(f"{m.message_id} {json.dumps(m.headers, default=str, sort_keys=True)}\n" for m in parked),
         encoding="utf-8",
     )
     register_log(headers_log)
+    delete_topology(rabbit, topology)
+    return samples, parked, consumer.log()
+
+
+def test_a_debug_run_over_every_sample_input_is_logged_for_the_phi_scan(rabbit: LocalBroker, tmp_path: Path) -> None:
+    bodies = [path.read_bytes() for path in sample_files()]
+    samples, parked_copies, log = debug_run(rabbit, tmp_path, "phi-debug", bodies)
+    parked = sum(v for (name, labels), v in samples.items() if name == "ivpush_rejects_total")
+    record_figures(
+        f"DEBUG run over {len(bodies)} sample inputs: parked {parked:.0f}, "
+        f"charge messages {value(samples, 'ivpush_charge_messages_total'):.0f}, log {len(log):,} bytes"
+    )
+    assert len(parked_copies) == parked > 0 and all(m.headers.get(DETAIL_HEADER) for m in parked_copies)
+    assert '"level": "debug"' in log
+
+
+def test_a_debug_run_over_the_hostile_corpus_parks_its_inputs_with_phi_free_headers(
+    rabbit: LocalBroker, tmp_path: Path
+) -> None:
+    bodies = [path.read_bytes() for path in hostile_files()]
+    _, parked, _ = debug_run(rabbit, tmp_path, "phi-hostile", bodies)
     record_figures(f"DEBUG run over {len(bodies)} hostile inputs: parked {len(parked)}")
     assert len(parked) >= len(bodies) // 2 and all(m.headers.get(DETAIL_HEADER) for m in parked)
-    delete_topology(rabbit, topology)
 
 
 @pytest.mark.run_last

@@ -9,16 +9,13 @@ from __future__ import annotations
 import json
 import shlex
 import stat
-import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 
 import pytest
 from broker import (
     LocalBroker,
+    ThreadedConsumer,
     declare,
     delete_topology,
     depth,
@@ -32,57 +29,25 @@ from broker import (
 )
 from click.testing import CliRunner, Result
 
-from connector.bootstrap import local_zone, renderers
 from connector.bus.base import Delivery, Outgoing
-from connector.bus.consumer import Consumer, ConsumerSettings, Stop
-from connector.bus.inputs import read_delivery
+from connector.bus.consumer import ConsumerSettings
 from connector.bus.parked import Selector
 from connector.bus.parking import DETAIL_HEADER, ERROR_HEADER, PARKED_AT_HEADER, QUEUE_HEADER
-from connector.bus.rabbitmq import RabbitBus
 from connector.bus.rabbitmq_get import RabbitReader
 from connector.bus.redrive import browse
 from connector.bus.topology import Topology
 from connector.cli.main import cli
 from connector.forward.parking import ParkingTopology, Refusal, park
 from connector.policy.model import Policy
-from connector.service import Service, ServiceSettings
-from connector.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.e2e
 GOOD_STAMP, BAD_STAMP = b"20260302084000", b"notatime"
 
 
-class RunningConsumer:
-    """A ``Consumer`` on the real broker, on a thread (the SQLite store is made on that thread)."""
-
-    def __init__(self, rabbit: LocalBroker, policy: Policy, topology: Topology, path: Path) -> None:
-        self.stop, self.failures, self.made = Stop(), [], []  # type: ignore[var-annotated]
-        self.thread = threading.Thread(target=self._run, args=(rabbit, policy, topology, path), name="consumer")
-        self.thread.start()
-        self.until(lambda: bool(self.made), "the consumer")
-        self.consumer: Consumer = self.made[0]
-
-    def _run(self, rabbit: LocalBroker, policy: Policy, topology: Topology, path: Path) -> None:
-        store = SqliteStore(str(path))
-        service = Service(store, policy, ServiceSettings(renderers(topology.formats)), clock=time.time)
-        parse = partial(read_delivery, policy=policy, local_zone=local_zone(None))
-        settings = ConsumerSettings(queue=topology.input_queue(), prefetch=10, batch_size=10)
-        self.made.append(Consumer(lambda: RabbitBus(rabbit.settings), service, parse, topology, settings, self.stop))
-        try:
-            self.made[0].run()
-        except BaseException as error:  # noqa: BLE001 - reported by the test thread
-            self.failures.append(error)
-        finally:
-            store.close()
-
-    def until(self, condition: Callable[[], bool], what: str) -> None:
-        wait_until(lambda: condition() or not self.thread.is_alive(), 60, what)
-        assert self.thread.is_alive(), f"the consumer died: {self.failures}"
-
-    def finish(self) -> None:
-        self.stop.request()
-        self.thread.join(60)
-        assert not self.thread.is_alive() and self.failures == [], self.failures
+def running_consumer(rabbit: LocalBroker, policy: Policy, topology: Topology, path: Path) -> ThreadedConsumer:
+    """A consumer of the topology with the shipped renderers, the wall clock and prefetch and batches of 10."""
+    settings = ConsumerSettings(queue=topology.input_queue(), prefetch=10, batch_size=10)
+    return ThreadedConsumer(rabbit, policy, topology, path, settings)
 
 
 class Parked:
@@ -112,7 +77,7 @@ def test_a_parked_input_exported_fixed_and_requeued_is_charged_exactly_once(
     topology = fresh_topology("redrive")
     declare(rabbit, topology)
     parked = Parked(rabbit, topology, tmp_path / "parked.log")
-    run = RunningConsumer(rabbit, policy, topology, tmp_path / "state.db")
+    run = running_consumer(rabbit, policy, topology, tmp_path / "state.db")
     stats = run.consumer.stats
     try:
         publish_inputs(rabbit, topology, [push, bad_push])

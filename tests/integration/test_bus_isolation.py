@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from broker import expected_charges, hl7_feed, poison_samples
+from broker import BrokenFor, expected_charges, hl7_feed, poison_samples
 from click.testing import CliRunner
 
 from connector.bootstrap import local_zone, renderers
@@ -27,28 +27,12 @@ from connector.bus.relay import Relay
 from connector.bus.stub import StubBroker, StubMessage
 from connector.bus.topology import Topology
 from connector.cli.consume import consume as consume_command
-from connector.emitters import json_charge
-from connector.model.messages import ChargeMessage
 from connector.policy.model import Policy
 from connector.service import Service, ServiceSettings
 from connector.store.base import OutboxRow
 from connector.store.memory import MemoryStore
 
 BAD = "GENHOSP|V00002"  # hl7_feed's third encounter
-
-
-class BrokenFor:
-    """The JSON renderer, raising for one encounter key (counting the attempts)."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.attempts = 0
-
-    def __call__(self, message: ChargeMessage) -> bytes:
-        if message.encounter.key == self.key:
-            self.attempts += 1
-            raise ValueError(f"refused: {self.key}")
-        return json_charge.render(message)
 
 
 class Harness:

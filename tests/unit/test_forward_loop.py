@@ -4,47 +4,18 @@ from __future__ import annotations
 
 import socket
 
+from forward_support import PARKING, QUEUE, TOPOLOGY, dft, settings
 from mllp_receiver import ERR_CODE, Receiver, ack_for
 
 from connector.bus.base import Outgoing
 from connector.bus.control import Stop
 from connector.bus.parking import DETAIL_HEADER, ERROR_HEADER, QUEUE_HEADER
 from connector.bus.stub import StubBroker
-from connector.bus.topology import Topology
 from connector.forward.ack import control_id
 from connector.forward.forwarder import Forwarder
 from connector.forward.mllp import END, START, MllpClient
 from connector.forward.parking import ACK_CODE_HEADER, ERR_CODE_HEADER
-from connector.forward.settings import ForwardSettings
 from connector.observability.metrics import Metrics
-
-TOPOLOGY = Topology(prefix="fwd", formats=("dft",))
-QUEUE = TOPOLOGY.output_queue("dft")
-PARKING = f"{QUEUE}.parking"
-
-
-def dft(control: str) -> bytes:
-    return (
-        f"MSH|^~\\&|IVPUSH|GENHOSP|||20260302120000||DFT^P03^DFT_P03|{control}|P|2.5.1\r"
-        f"EVN|P03|20260302120000\rPID|1||MRN4711^^^GENHOSP\r"
-    ).encode()
-
-
-def settings(port: int, **changes: object) -> ForwardSettings:
-    values: dict[str, object] = {
-        "queue": QUEUE,
-        "parking_queue": PARKING,
-        "port": port,
-        "connect_timeout": 2.0,
-        "ack_timeout": 0.3,
-        "retry_base": 0.01,
-        "retry_max": 0.02,
-        "poll_timeout": 0.01,
-        "reconnect_max": 0.05,
-    }
-    values.update(changes)
-    return ForwardSettings(**values)  # type: ignore[arg-type]
-
 
 # --- the loop on a stub bus -----------------------------------------------------------------------
 

@@ -12,38 +12,11 @@ from pathlib import Path
 
 import pytest
 from ci import skip_unless_ci
+from forward_support import dft, settings
 from mllp_receiver import ERR_CODE, Receiver, ack_for
 
 from connector.forward.ack import BadAck, control_id, parse_ack
 from connector.forward.mllp import END, START, MllpClient, MllpError, client_context
-from connector.forward.settings import ForwardSettings
-
-QUEUE = "fwd.out.dft"
-PARKING = f"{QUEUE}.parking"
-
-
-def dft(control: str) -> bytes:
-    return (
-        f"MSH|^~\\&|IVPUSH|GENHOSP|||20260302120000||DFT^P03^DFT_P03|{control}|P|2.5.1\r"
-        f"EVN|P03|20260302120000\rPID|1||MRN4711^^^GENHOSP\r"
-    ).encode()
-
-
-def settings(port: int, **changes: object) -> ForwardSettings:
-    values: dict[str, object] = {
-        "queue": QUEUE,
-        "parking_queue": PARKING,
-        "port": port,
-        "connect_timeout": 2.0,
-        "ack_timeout": 0.3,
-        "retry_base": 0.01,
-        "retry_max": 0.02,
-        "poll_timeout": 0.01,
-        "reconnect_max": 0.05,
-    }
-    values.update(changes)
-    return ForwardSettings(**values)  # type: ignore[arg-type]
-
 
 # --- reading ACKs ---------------------------------------------------------------------------------
 
