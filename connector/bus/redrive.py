@@ -17,11 +17,11 @@ duplicate for the consumer's dedup, as long as its dedup key is still in the sto
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 
 from connector.bus.base import PublishReport
 from connector.bus.parked import Parked, Reader, Scan, Selector, Tally
 from connector.bus.parked_records import Record, Target, record_message, resend_message
+from connector.bus.parking import parked_at
 
 CONFIRM_TIMEOUT = 30.0
 BATCH = 100  # messages re-published per confirm window
@@ -77,7 +77,7 @@ def requeue(reader: Reader, queue: str, selector: Selector, target: Target, limi
 
 
 def _resend(reader: Reader, scan: Scan, batch: list[Parked], target: Target, sent: set[str]) -> None:
-    now = _now()
+    now = parked_at()  # the same UTC timestamp form as ``x-ivpush-parked-at``
     fresh: dict[str, Parked] = {}
     for parked in batch:
         if parked.id and (parked.id in sent or parked.id in fresh):
@@ -103,7 +103,7 @@ def requeue_records(reader: Reader, queue: str, records: Sequence[Record], targe
     consumer's dedup decides.
     """
     tally = Tally()
-    now = _now()
+    now = parked_at()
     first: dict[str, Record] = {}
     for record in records:
         first.setdefault(record.key, record)
@@ -126,7 +126,3 @@ def requeue_records(reader: Reader, queue: str, records: Sequence[Record], targe
             scan.release()
         tally.scanned, tally.removed = scan.tally.scanned, scan.tally.removed
     return tally
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -23,8 +23,8 @@ from connector.bus.parked import Selector
 from connector.bus.parked_records import Target
 from connector.bus.rabbitmq_get import RabbitReader
 from connector.cli.consume import config_option
-from connector.config import Settings, SettingsError
-from connector.config import load as load_config
+from connector.cli.options import settings_or_exit
+from connector.config import Settings
 from connector.config.topology import build_topology
 from connector.observability.logging import configure_logging
 
@@ -139,13 +139,9 @@ def selector(options: dict[str, Any]) -> Selector:
 
 def resolve(config_path: Path | None, queue_label: str, prefix: str | None) -> Place:
     """The settings and the queue chosen, or exit 2 saying what is wrong (logging configured)."""
+    settings = settings_or_exit(config_path, {"amqp.prefix": prefix})
     try:
-        settings = load_config(config_path, {"amqp.prefix": prefix})
         topology = build_topology(settings)
-    except SettingsError as error:
-        for problem in error.problems:
-            click.echo(f"error: {problem}", err=True)
-        raise SystemExit(2) from error
     except ConfigError as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(2) from error

@@ -12,7 +12,7 @@ from connector.bus.errors import BusError, ConfigError
 from connector.bus.publisher import input_message, publish_all
 from connector.bus.rabbitmq import RabbitBus
 from connector.cli.consume import amqp_settings_or_exit, config_option, prefix_option
-from connector.config import load as load_config
+from connector.cli.options import settings_or_exit
 from connector.config.topology import build_topology
 
 
@@ -29,7 +29,7 @@ def publish(
     """Publish HL7 v2 / FHIR archives (files, directories, -, .gz) with publisher confirms."""
     settings = amqp_settings_or_exit(config_path, "ivpush publish")
     try:  # the input exchange: [topology] input_exchange, else <prefix>.in
-        wanted = build_topology(load_config(config_path, {"amqp.prefix": prefix}))
+        wanted = build_topology(settings_or_exit(config_path, {"amqp.prefix": prefix}))
     except ConfigError as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(2) from error

@@ -25,8 +25,7 @@ from connector.bus.errors import BusError, ConfigError, TopologyError
 from connector.bus.rabbitmq import RabbitBus
 from connector.bus.topology import FORMATS, Topology, definitions_json, policy_args
 from connector.cli.consume import config_option
-from connector.config import SettingsError
-from connector.config import load as load_config
+from connector.cli.options import settings_or_exit
 from connector.config.topology import build_topology
 
 CONNECT_TIMEOUT = 30.0
@@ -53,21 +52,17 @@ def topology(
     shards: int | None,
 ) -> None:
     """Print the topology as a definitions file, or declare it on the broker."""
-    overrides = {
+    overrides: dict[str, object] = {
         "amqp.prefix": prefix,
         "coding.formats": formats or None,
         "topology.delivery_limit": delivery_limit,
         "amqp.shards": shards,
         "amqp.shard": 0 if shards else None,  # consume needs its shard; the topology does not
     }
+    settings = settings_or_exit(config_path, overrides)
     try:
-        settings = load_config(config_path, overrides)
         wanted = build_topology(settings)
         amqp = settings.amqp_settings("ivpush topology") if action == "apply" else None
-    except SettingsError as error:
-        for problem in error.problems:
-            click.echo(f"error: {problem}", err=True)
-        raise SystemExit(2) from error
     except ConfigError as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(2) from error

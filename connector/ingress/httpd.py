@@ -18,7 +18,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from connector.ingress.http_app import ROUTES, HttpApp, Reply
+from connector.ingress.http_app import RETRY_AFTER, ROUTES, HttpApp, Reply
 
 LOG = logging.getLogger("ivpush.ingress")
 _NAME = "http"
@@ -58,7 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
         if reply.status == 503:
-            self.send_header("Retry-After", "5")
+            self.send_header("Retry-After", RETRY_AFTER)
         if reply.status == 401:
             self.send_header("WWW-Authenticate", 'Bearer realm="ivpush"')
         if allow:

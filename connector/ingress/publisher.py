@@ -17,7 +17,6 @@ bytes as ``message_id`` (a message sent twice is the same input to the consumer'
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import queue
@@ -27,10 +26,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 
+from connector.adapters.archive import Record
 from connector.bus.backoff import Backoff
 from connector.bus.base import Bus, Outgoing
 from connector.bus.errors import BusError
-from connector.bus.inputs import CONTENT_TYPES, FORMAT_HEADER
+from connector.bus.publisher import input_message as archive_message
 from connector.bus.topology import Topology
 from connector.ingress.metrics import IngressMetrics
 
@@ -72,14 +72,8 @@ _DETAILS = {
 
 def input_message(body: bytes, fmt: str, topology: Topology, routing_key: str, source: str) -> Outgoing:
     """One input as ``ivpush publish`` would publish it, with the listener that received it in a header."""
-    return Outgoing(
-        exchange=topology.input_exchange,
-        routing_key=routing_key,
-        body=body,
-        message_id=hashlib.sha256(body).hexdigest()[:32],
-        content_type=CONTENT_TYPES[fmt],
-        headers={FORMAT_HEADER: fmt, SOURCE_HEADER: source},
-    )
+    message = archive_message(Record(source, "", fmt, body), topology, routing_key)
+    return replace(message, headers={**message.headers, SOURCE_HEADER: source})
 
 
 @dataclass

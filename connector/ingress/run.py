@@ -85,7 +85,7 @@ class Ingress:
             reason = error.strerror or error.__class__.__name__
             raise ListenError(f"cannot listen: {reason}") from error
         for name, address in self.addresses.items():
-            scheme = {"mllp": "mllp", "http": "http"}[name] + ("s" if self.settings.tls else "")
+            scheme = name + ("s" if self.settings.tls else "")
             LOG.info("listening for %s on %s (%s://%s)", name.upper(), address, scheme, address)
 
     async def stop(self) -> None:

@@ -100,11 +100,11 @@ def _entry_problem(entry: object, i: int, repeated: Mapping[int, str]) -> Adapte
     if not isinstance(entry, dict) or not isinstance(entry.get("resource") or {}, dict):
         # fhir.resources also takes JSON text holding an object: the adapter does not
         return InvalidFhir(f"Bundle.entry[{i}] or its resource is not a JSON object")
-    resource = entry.get("resource")
-    if type_of(resource) == "Bundle":
+    resource_type = type_of(entry.get("resource"))
+    if resource_type == "Bundle":
         return UnsupportedMessageType(f"Bundle.entry[{i}].resource is a nested Bundle")
     request = entry.get("request")
-    if type_of(resource) in TARGETS or not isinstance(request, dict):
+    if resource_type in TARGETS or not isinstance(request, dict):
         return None
     if request.get("method") not in ("DELETE", "PATCH"):
         return None

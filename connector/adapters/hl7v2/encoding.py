@@ -57,7 +57,6 @@ class Syntax:
     codec: str = "utf-8"
 
 
-
 @lru_cache(maxsize=256)
 def syntax_of(delimiters: bytes, charsets: bytes, scheme: bytes) -> Syntax:
     """Delimiters from MSH-1/MSH-2 and the codec from MSH-18/MSH-20, read from the raw bytes.

@@ -60,8 +60,7 @@ def read_message(raw: bytes, max_bytes: int = MAX_BYTES) -> Message:
     bad = _bad_line(syntax.field).search(text)
     if bad is not None:
         raise NotHL7(f"line {text.count(chr(10), 0, bad.start()) + 2} is not a segment")
-    if text.find("MSH", 3) >= 0:  # one scan; the checks run only when the letters are there
-        _no_second_header(text)
+    _no_second_header(text)  # one scan when no second "MSH" occurs (the common case)
     segments = [Segment(line, syntax) for line in text.split("\n") if line and not line[0].isspace()]
     return Message(syntax, tuple(segments))
 

@@ -215,4 +215,3 @@ def coded(components: list[str], default_system: str) -> CodedValue:
     if parts[3]:
         codings.append(Coding(parts[5], parts[3], parts[4]))
     return CodedValue(tuple(codings), parts[8] or parts[1])
-
