@@ -20,7 +20,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from connector.model import Administration, ChargeLine, ClaimType, Encounter, ParsedRecord
+from connector.identity import Learned, resolve
+from connector.model import (
+    Administration,
+    AdministrationOutcome,
+    ChargeLine,
+    ClaimType,
+    Encounter,
+    HistoryEntry,
+    ParsedRecord,
+)
 from connector.model.changes import apply_event
 from connector.model.events import EncounterRef
 from connector.model.messages import Action, ChargeMessage
@@ -46,16 +55,14 @@ class ServiceSettings:
         renderers: Output format name → pure renderer (``json``, ``dft``, ``chargeitem``).
         emit_on: Emit at close (default) or on every change.
         claim_type: Claim type for new encounters.
-        default_payer: Payer policy when the feed names none (or an unknown one).
-        payer_aliases: Upper-cased insurance identifier (IN1-3/IN1-4, Coverage payor) →
-            payer policy name.
+        default_payer: Payer policy when the feed names no insurance (an identifier the site
+            payer map lacks keeps it too, and puts the lines under review).
     """
 
     renderers: Mapping[str, Renderer]
     emit_on: EmitOn = EmitOn.CLOSE
     claim_type: ClaimType = ClaimType.FACILITY
     default_payer: str = "default"
-    payer_aliases: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,7 +70,8 @@ class Outcome:
     """What one call did (counts, input positions and encounter keys: no PHI).
 
     ``rejected``: position of each input left out (``handle_inputs``) → why; ``failed``: key of
-    each encounter that could not be closed (``close``) → why.
+    each encounter that could not be closed (``close``) → why; ``administration_outcomes``:
+    (outcome, reason) → administrations whose stored outcome became that in this call.
     """
 
     inputs: int = 0
@@ -75,6 +83,15 @@ class Outcome:
     duplicate_keys: list[str] = field(default_factory=list)  # which inputs were duplicates (metrics by type)
     rejected: dict[int, Failure] = field(default_factory=dict)
     failed: dict[str, Failure] = field(default_factory=dict)
+    administration_outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def count_outcomes(self, before: Sequence[AdministrationOutcome], after: Sequence[AdministrationOutcome]) -> None:
+        """Count the outcomes that are new or changed since ``before``."""
+        held = {(o.administration_id, o.outcome, o.reason) for o in before}
+        for item in after:
+            if (item.administration_id, item.outcome, item.reason) not in held:
+                key = (item.outcome.value, item.reason)
+                self.administration_outcomes[key] = self.administration_outcomes.get(key, 0) + 1
 
     def count(self, emitted: ChargeMessage) -> None:
         """Count a message's line actions by ``action:code``."""
@@ -91,6 +108,7 @@ class _Attempt:
     outcome: Outcome
     fresh: list[str]  # dedup keys to mark seen
     settled: list[Settled]
+    learned: Learned
 
 
 class Service:
@@ -126,8 +144,9 @@ class Service:
                 attempt = self._attempt(tx, groups, rejected, now)
             for key in attempt.fresh:
                 tx.mark_seen(key)
+            attempt.learned.write(tx)
             for settled in attempt.settled:
-                self._write(tx, settled, attempt.outcome)
+                self._write(tx, settled, attempt.outcome, now, "change")
         attempt.outcome.rejected = rejected
         return attempt.outcome
 
@@ -153,7 +172,7 @@ class Service:
                     tx.put(replace(state, failed=error.failure.code))
                     outcome.failed[key] = error.failure
                     continue
-                self._write(tx, settled, outcome)
+                self._write(tx, settled, outcome, now, "close")
         return outcome
 
     def _attempt(
@@ -164,15 +183,20 @@ class Service:
         touched: dict[str, EncounterState] = {}
         owners: dict[str, set[int]] = {}  # encounter key → the inputs that changed it
         fresh: dict[str, None] = {}
+        learned = Learned()
         for index, group in enumerate(groups):
             if index in rejected:
                 continue
-            for record in group:
+            for unkeyed in group:
                 outcome.inputs += 1
-                if record.dedup_key in fresh or tx.is_seen(record.dedup_key):
+                if unkeyed.dedup_key in fresh or tx.is_seen(unkeyed.dedup_key):
                     outcome.duplicates += 1
-                    outcome.duplicate_keys.append(record.dedup_key)
+                    outcome.duplicate_keys.append(unkeyed.dedup_key)
                     continue
+                record = resolve(unkeyed, self.policy.site, tx, learned)
+                if isinstance(record, Failure):  # no encounter: the input is left out, like a coding failure
+                    return {index: record}
+                learned.learn(record)
                 fresh[record.dedup_key] = None
                 try:
                     changed = self._apply(tx, record, touched, now, outcome)
@@ -187,7 +211,7 @@ class Service:
                 settled.append(self._settle(tx, state, closing=False))
             except EncounterFailed as error:
                 failures.update(dict.fromkeys(owners[key], error.failure))
-        return failures or _Attempt(outcome, list(fresh), settled)
+        return failures or _Attempt(outcome, list(fresh), settled, learned)
 
     def _state(self, tx: Transaction, touched: dict[str, EncounterState], ref: EncounterRef) -> EncounterState:
         state = touched.get(ref.key) or tx.get(ref.key)
@@ -207,8 +231,7 @@ class Service:
         changed: set[str] = set()
         for event in record.encounter_events:
             state = self._state(tx, touched, event.encounter)
-            payer = self._payer(event.payer_ids)
-            encounter = guarded(CODING_FAILED, "encounter event", apply_event, state.encounter, event, payer)
+            encounter = guarded(CODING_FAILED, "encounter event", apply_event, state.encounter, event)
             touched[state.ref.key] = replace(state, encounter=encounter, updated_at=now, failed="")
             changed.add(state.ref.key)
             outcome.events += 1
@@ -223,13 +246,6 @@ class Service:
             outcome.administrations += len(admins)
         return changed
 
-    def _payer(self, payer_ids: tuple[str, ...]) -> str | None:
-        for identifier in payer_ids:
-            name = self.settings.payer_aliases.get(identifier.strip().upper())
-            if name:
-                return name
-        return None
-
     def _settle(self, tx: Transaction, state: EncounterState, closing: bool) -> Settled:
         """The state to store and, when it should emit, its delta in every format (reads, no write).
 
@@ -240,13 +256,19 @@ class Service:
             return Settled(state)
         return settle(state, tx.emitted(state.encounter.key), self.policy, self.settings.renderers)
 
-    def _write(self, tx: Transaction, settled: Settled, outcome: Outcome) -> None:
-        """Store the state and queue the settled charge message, if any."""
+    def _write(self, tx: Transaction, settled: Settled, outcome: Outcome, now: float, cause: str) -> None:
+        """Store the state and outcomes, queue the settled charge message (if any) and record it."""
+        key = settled.state.encounter.key
         if settled.charge is not None:
             for row in settled.rows:
                 tx.enqueue(row)
-            tx.set_emitted(settled.state.encounter.key, settled.lines)
+            tx.set_emitted(key, settled.lines)
             outcome.count(settled.charge)
+            sequence = settled.state.messages - 1
+            tx.add_history(HistoryEntry(key, sequence, settled.charge.message_id, now, cause, settled.record))
+        if settled.outcomes is not None:
+            outcome.count_outcomes(tx.outcomes(key), settled.outcomes)
+            tx.put_outcomes(key, settled.outcomes)
         tx.put(settled.state)
 
 

@@ -14,11 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import ParamSpec, TypeVar
 
-from connector.model import ChargeLine
+from connector.emitters.json_charge import render as render_json
+from connector.model import AdministrationOutcome, ChargeLine
 from connector.model.messages import ChargeMessage
 from connector.policy.model import Policy
 from connector.rules import evaluate
 from connector.rules.delta import delta, message
+from connector.rules.outcomes import outcomes
 from connector.store.base import EncounterState, OutboxRow
 
 Renderer = Callable[[ChargeMessage], bytes]
@@ -59,12 +61,19 @@ def guarded(code: str, what: str, call: Callable[P, T], *args: P.args, **kwargs:
 
 @dataclass(frozen=True)
 class Settled:
-    """An encounter's state to store and, when it emits, its charge message rendered in every format."""
+    """An encounter's state to store and, when it emits, its charge message rendered in every format.
+
+    ``outcomes``: every administration's outcome when the encounter was coded (None: it was not,
+    e.g. still open with emission at close); ``record``: the message in the JSON charge format,
+    for the encounter's history.
+    """
 
     state: EncounterState
     charge: ChargeMessage | None = None
     rows: tuple[OutboxRow, ...] = ()
     lines: Mapping[str, ChargeLine] = field(default_factory=dict)
+    outcomes: tuple[AdministrationOutcome, ...] | None = None
+    record: bytes = b""
 
 
 def settle(
@@ -77,13 +86,17 @@ def settle(
     """
     encounter = state.encounter
     result = guarded(CODING_FAILED, "rules", evaluate, encounter, policy)
+    found = guarded(CODING_FAILED, "outcomes", outcomes, encounter, result, policy)
     actions = guarded(CODING_FAILED, "rules", delta, result, emitted)
     if not actions:
-        return Settled(state)
+        return Settled(state, outcomes=found)
     charge = guarded(CODING_FAILED, "rules", message, state.ref, encounter, result, actions, state.messages)
     rows = tuple(
         OutboxRow(charge.message_id, encounter.key, name, guarded(RENDER_FAILED, f"{name} renderer", render, charge))
         for name, render in renderers.items()
     )
     lines = {line.line_id: line for line in result.lines}
-    return Settled(replace(state, messages=state.messages + 1), charge, rows, lines)
+    record = next((row.body for row in rows if row.format == "json"), b"") or guarded(
+        RENDER_FAILED, "json renderer", render_json, charge
+    )
+    return Settled(replace(state, messages=state.messages + 1), charge, rows, lines, found, record)

@@ -1,7 +1,15 @@
-"""One archive record → parsed records, by its detected format."""
+"""One archive record → parsed records, by its detected format.
+
+Every administration read names where it came from: the adapters set its ``SourceRef``
+(message control id or resource id, and the record's position in its source), and
+``read_record`` adds the record's source (``SourceRef.file``: the archive file, ``-`` for
+standard input, ``amqp:<message id>`` for a delivery), so that ``ivpush explain`` and
+``ivpush unmapped`` can point at it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import tzinfo
 
 from connector.adapters.archive import Record
@@ -19,9 +27,13 @@ def read_record(
 ) -> Parsed:
     """Parse one record with the adapter for its format; times outside ``window`` are rejected.
 
+    FHIR instants are dated in their facility's zone (``policy.site``), else in ``local_zone``,
+    as HL7 times without an offset are.
+
     Returns:
-        The records, and the parts rejected on their own (entries of a FHIR Bundle; see
-        ``fhir.bundle``): replay reports each as ``<position>#entry[i]``, the consumer parks.
+        The records (each administration's ``SourceRef.file`` set to ``record.source``), and
+        the parts rejected on their own (entries of a FHIR Bundle; see ``fhir.bundle``): replay
+        reports each as ``<position>#entry[i]``, the consumer parks.
 
     Raises:
         AdapterError: The record cannot be read (its ``code`` says why).
@@ -31,10 +43,26 @@ def read_record(
     if record.oversize:
         raise OversizeInput(f"record larger than {max_bytes} bytes")
     if record.format == "hl7":
-        return Parsed((parse_hl7(record.data, policy, local_zone, record.where, max_bytes=max_bytes, window=window),))
+        parsed = parse_hl7(record.data, policy, local_zone, record.position, max_bytes=max_bytes, window=window)
+        return _sourced(Parsed((parsed,)), record.source)
     if record.format == "fhir":
-        return read_fhir(record.data, policy, record.where, max_bytes=max_bytes, window=window)
+        found = read_fhir(
+            record.data, policy, record.position, max_bytes=max_bytes, window=window, local_zone=local_zone
+        )
+        return _sourced(found, record.source)
     raise NotHL7("neither an HL7 v2 message nor FHIR JSON")
+
+
+def _sourced(parsed: Parsed, source: str) -> Parsed:
+    """``parsed`` with each administration's ``SourceRef.file`` set to the record's source."""
+    records = tuple(
+        replace(
+            record,
+            administrations=tuple(replace(a, source=replace(a.source, file=source)) for a in record.administrations),
+        )
+        for record in parsed.records
+    )
+    return Parsed(records, parsed.rejects)
 
 
 def parse_record(

@@ -230,7 +230,7 @@ class Consumer:
         if outcome.messages:
             self.stats.closed_idle += outcome.messages
             self.stats.messages += outcome.messages
-            self.metrics.charges_queued(outcome.messages, outcome.lines)
+            self.metrics.charges_queued(outcome.messages, outcome.lines, outcome.administration_outcomes)
             LOG.info("idle sweep: %d charge messages queued", outcome.messages, extra={"messages": outcome.messages})
         self.relay.drain(bus)
 

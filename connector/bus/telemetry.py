@@ -32,7 +32,7 @@ def count_outcome(metrics: Metrics, handled: list[tuple[Delivery, list[ParsedRec
         counts[(kind, "accepted")] = counts.get((kind, "accepted"), 0) - 1
         counts[(kind, "duplicate")] = counts.get((kind, "duplicate"), 0) + 1
     metrics.input_outcomes(counts)
-    metrics.charges_queued(outcome.messages, outcome.lines)
+    metrics.charges_queued(outcome.messages, outcome.lines, outcome.administration_outcomes)
 
 
 def count_parked(metrics: Metrics, parked: list[tuple[Delivery, str]]) -> None:

@@ -79,9 +79,14 @@ def _policy_or_none(mappings: Path | None) -> Policy | None:
 def _mappings_summary(policy: Policy) -> str:
     routes = sum(len(v) for v in policy.routes.values()) + sum(len(v) for v in policy.route_texts.values())
     methods = sum(len(v) for v in policy.methods.values()) + sum(len(v) for v in policy.method_texts.values())
+    site = policy.site
     return (
         f"mappings OK: {len(policy.drugs.entries)} drugs, {routes} routes, {methods} methods, "
-        f"{len(policy.chargemaster.items)} chargemaster items, payers: {', '.join(sorted(policy.payers))}"
+        f"{len(policy.chargemaster.items)} chargemaster items, payers: {', '.join(sorted(policy.payers))}; "
+        f"site: {site.origin or 'shipped defaults'} ({len(site.zones)} facility zones, "
+        f"identity {' > '.join(site.identity_chain)}, fallback {site.fallback}, "
+        f"primary {', '.join(p for p in (site.primary_hl7, site.primary_fhir_extension) if p) or 'not read'}); "
+        f"payer map: {policy.payer_map.count} identifiers; places of service: {policy.places.count} entries"
     )
 
 

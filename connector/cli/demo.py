@@ -1,60 +1,81 @@
-"""``ivpush demo``: replay the bundled sample feeds and print the charge lines per encounter."""
+"""``ivpush demo``: replay the bundled sample feeds and print, per encounter, the charges and the rest.
+
+The bundled feeds (``examples/feeds``) are an ED visit whose registration (ADT^A04) names a
+BCBS coverage, an infusion-clinic visit whose registration names two coverages (the primary is
+chosen by IN1-22 priority) and whose premedication carries a local route code the shipped
+mappings lack, and a FHIR observation stay without insurance. Per encounter the demo prints the
+charge lines, then every administration that got no line or needs review, with its reason.
+
+The claim type is one per run (``--claim-type``, ``coding.claim_type``), so the demo codes the
+feeds twice: facility claims (the default), then professional claims, where BCBS writes off
+drug administration in a facility place of service (coding-rules.md §7; the ED is POS 23).
+``make demo`` runs the facility part live, through RabbitMQ and ``ivpush consume``
+(``connector.cli.live_demo``), and this replay when no broker can be started.
+"""
 
 from __future__ import annotations
 
 import io
-import json
-from collections import defaultdict
+from datetime import tzinfo
 from pathlib import Path
-from typing import Any
 
 import click
 
-from connector.bootstrap import local_zone
+from connector.bootstrap import local_zone, open_store
+from connector.cli.demo_table import read_notes, table
 from connector.cli.options import load_or_exit, mappings_option
 from connector.cli.replay import ReplayOptions, run
+from connector.model import ClaimType
+from connector.policy.model import Policy
 from connector.shipped import shipped_dir
 
+__all__ = ["FEEDS", "demo", "facility_heading", "professional_section", "section", "table"]
+
 FEEDS = shipped_dir("demo_feeds", "examples/feeds")
+ZONE = "America/New_York"
+SITE_NOTE = (
+    "Payers, places of service, the primary flag and local codes come from a site's mappings: "
+    "docs/site-setup.md (in a checkout: ivpush demo --mappings examples/site)."
+)
 
 
-def table(ndjson: bytes) -> str:
-    """Net charge lines (charges minus credits) per encounter, as a readable table."""
-    current: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    heads: dict[str, str] = {}
-    for text in ndjson.splitlines():
-        message = json.loads(text)
-        enc = message["encounter"]
-        key = f"{enc['assigning_authority']}|{enc['id']}"
-        heads[key] = f"{enc['id']} — {enc['patient_class']}, {message['claim_type']} claim, payer {message['policy']}"
-        for line in message["lines"]:
-            if line["action"] == "charge":
-                current[key][line["line_id"]] = line
-            else:
-                current[key].pop(line["line_id"], None)
-    out: list[str] = []
-    for key in sorted(current):
-        out.append(f"Encounter {heads[key]}")
-        out.append(f"  {'date':<10}  {'code':<5}  {'mods':<5}  {'units':>5}  {'rev':<4}  {'charge':<9}  reason")
-        for line in sorted(current[key].values(), key=lambda ln: (ln["service_date"], ln["code"])):
-            mods = ",".join(line["modifiers"]) or "-"
-            out.append(
-                f"  {line['service_date']:<10}  {line['code']:<5}  {mods:<5}  {line['units']:>5}  "
-                f"{line['revenue_code']:<4}  {line['charge_code']:<9}  {line['reason']}"
-            )
-        out.append("")
-    return "\n".join(out)
+def facility_heading(how: str) -> str:
+    """The heading of the facility part; ``how`` says how the feeds were coded."""
+    return f"== Facility claims (claim type facility, the default): {how} =="
+
+
+PROFESSIONAL_HEADING = (
+    "== Professional claims: the same feeds replayed with --claim-type professional "
+    "(one claim type per run: --claim-type, coding.claim_type) =="
+)
+
+
+def section(sources: tuple[str, ...], zone: tzinfo, policy: Policy, claim_type: ClaimType) -> str:
+    """Replay ``sources`` into a throwaway state and print the table, its notes and the summary."""
+    store = open_store(":memory:")
+    try:
+        buffer = io.BytesIO()
+        report = run(ReplayOptions(paths=sources, zone=zone, claim_type=claim_type), policy, buffer, store=store)
+        notes = read_notes(store, policy)
+    finally:
+        store.close()
+    return f"{table(buffer.getvalue(), notes)}\n{report.summary()}"
+
+
+def professional_section(sources: tuple[str, ...], zone: tzinfo, policy: Policy) -> str:
+    """The professional part: heading, table and summary."""
+    return f"\n{PROFESSIONAL_HEADING}\n{section(sources, zone, policy, ClaimType.PROFESSIONAL)}\n\n{SITE_NOTE}"
 
 
 @click.command()
 @click.argument("paths", nargs=-1)
-@click.option("--zone", default="America/New_York", show_default=True, help="Zone of the sample feeds' local times.")
+@click.option("--zone", default=ZONE, show_default=True, help="Zone of the sample feeds' local times.")
 @mappings_option
 def demo(paths: tuple[str, ...], zone: str, mappings: Path | None) -> None:
-    """Replay the bundled sample feeds (or PATHS) and print the charges per encounter."""
+    """Replay the bundled sample feeds (or PATHS) and print the charges and uncharged administrations per encounter."""
     policy = load_or_exit(mappings)
     sources = paths or (str(FEEDS),)
-    buffer = io.BytesIO()
-    report = run(ReplayOptions(paths=sources, zone=local_zone(zone)), policy, buffer)
-    click.echo(table(buffer.getvalue()))
-    click.echo(report.summary())
+    site_zone = local_zone(zone)
+    click.echo(facility_heading("the feeds replayed through the coding service (no broker)"))
+    click.echo(section(sources, site_zone, policy, ClaimType.FACILITY))
+    click.echo(professional_section(sources, site_zone, policy))

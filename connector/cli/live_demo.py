@@ -2,10 +2,14 @@
 
 Declares a demo topology (prefix ``ivpush-demo``) and empties its queues, starts ``ivpush
 consume`` in the background with a throwaway state file, publishes the sample feeds to the
-input exchange, waits for every charge message on the JSON output queue, prints them as a
-table, then stops the consumer with SIGTERM (graceful: exit 0) and reports what each queue
-received. The broker URL comes from the environment or ``--config`` (``make demo`` starts a
-local node with ``deploy/local/rabbitmq.sh`` and exports its URL).
+input exchange, waits for every charge message on the JSON output queue, then stops the
+consumer with SIGTERM (graceful: exit 0). It prints the facility claims received as a table:
+per encounter the charges, then the administrations that got no line or need review, with
+their reasons (the outcomes the consumer stored in its state), and reports what each queue
+received. The claim type is one per run, so the professional claims of the same feeds follow
+as a replay (``--claim-type professional``), exactly as ``ivpush demo`` prints them. The broker
+URL comes from the environment or ``--config`` (``make demo`` starts a local node with
+``deploy/local/rabbitmq.sh`` and exports its URL).
 """
 
 from __future__ import annotations
@@ -23,16 +27,18 @@ from pathlib import Path
 import click
 
 from connector.adapters.archive import read_records
-from connector.bootstrap import local_zone
+from connector.bootstrap import StoreOpenError, local_zone, open_store
 from connector.bus.base import Bus
 from connector.bus.errors import BusError
 from connector.bus.publisher import input_message, publish_all
 from connector.bus.rabbitmq import RabbitBus
 from connector.bus.topology import FORMATS, Topology
 from connector.cli.consume import amqp_settings_or_exit, config_option
-from connector.cli.demo import FEEDS, table
+from connector.cli.demo import FEEDS, ZONE, facility_heading, professional_section
+from connector.cli.demo_table import Notes, read_notes, stored_summary, table
 from connector.cli.options import load_or_exit, mappings_option
 from connector.cli.replay import ReplayOptions, run
+from connector.policy.model import Policy
 
 
 def _collect(bus: Bus, queue: str, wanted: set[str], timeout: float, consumer: subprocess.Popen[bytes]) -> list[bytes]:
@@ -50,11 +56,55 @@ def _collect(bus: Bus, queue: str, wanted: set[str], timeout: float, consumer: s
     return [bodies[key] for key in sorted(bodies)]
 
 
+def _consume_command(prefix: str, state: Path, zone: str, mappings: Path | None, config: Path | None) -> list[str]:
+    """``ivpush consume`` for the demo: its own state, quick idle close, no metrics endpoint."""
+    return [
+        sys.executable,
+        "-m",
+        "connector.cli.consume",
+        "--prefix",
+        prefix,
+        "--state",
+        str(state),
+        "--zone",
+        zone,
+        "--idle-seconds",
+        "5",
+        "--sweep-seconds",
+        "1",
+        "--metrics-port",  # a demo needs no endpoint, nor to fail when port 9464 is taken
+        "0",
+        *(["--mappings", str(mappings)] if mappings else []),
+        *(["--config", str(config)] if config else []),
+    ]
+
+
+def _start(bus: Bus, topology: Topology, command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Declare the demo topology, empty its queues and start the consumer, logging to ``log_path``."""
+    bus.declare(topology)
+    for queue in [*topology.input_queues(), topology.parking_queue, *map(topology.output_queue, FORMATS)]:
+        bus.purge(queue)
+    with log_path.open("wb") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))  # noqa: S603 - our own module
+
+
+def _stored(state_path: Path, policy: Policy) -> tuple[dict[str, Notes], str]:
+    """The consumer's stored outcomes: notes per encounter and their summary (none when unreadable)."""
+    try:
+        store = open_store(str(state_path))
+    except StoreOpenError as error:
+        return {}, f"state not readable: {error}"
+    try:
+        return read_notes(store, policy), stored_summary(store)
+    finally:
+        store.close()
+
+
 @click.command("live-demo")
 @click.argument("paths", nargs=-1)
 @config_option
 @click.option("--prefix", default="ivpush-demo", show_default=True, help="Prefix of the demo's exchanges and queues.")
-@click.option("--zone", default="America/New_York", show_default=True, help="Zone of the sample feeds' local times.")
+@click.option("--zone", default=ZONE, show_default=True, help="Zone of the sample feeds' local times.")
 @click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait for the charges.")
 @mappings_option
 def live_demo(
@@ -63,8 +113,9 @@ def live_demo(
     """Publish the sample feeds (or PATHS) to RabbitMQ, consume them with ivpush consume, print the charges."""
     policy = load_or_exit(mappings)
     sources = paths or (str(FEEDS),)
+    site_zone = local_zone(zone)
     expected = io.BytesIO()
-    run(ReplayOptions(paths=sources, zone=local_zone(zone)), policy, expected)  # what the consumer must publish
+    run(ReplayOptions(paths=sources, zone=site_zone), policy, expected)  # what the consumer must publish
     wanted = {str(json.loads(line)["message_id"]) for line in expected.getvalue().splitlines()}
     settings = amqp_settings_or_exit(config_path, "ivpush live-demo")
     topology = Topology(prefix=prefix, formats=FORMATS)
@@ -75,32 +126,11 @@ def live_demo(
             click.echo(f"error: cannot reach RabbitMQ at {settings.redacted()}: {error}", err=True)
             raise SystemExit(1) from error
         log_path = Path(scratch) / "consume.log"
+        state_path = Path(scratch) / "state.db"
         consumer: subprocess.Popen[bytes] | None = None
         try:
-            bus.declare(topology)
-            for queue in [*topology.input_queues(), topology.parking_queue, *map(topology.output_queue, FORMATS)]:
-                bus.purge(queue)
-            command = [
-                sys.executable,
-                "-m",
-                "connector.cli.consume",
-                "--prefix",
-                prefix,
-                "--state",
-                str(Path(scratch) / "state.db"),
-                "--zone",
-                zone,
-                "--idle-seconds",
-                "5",
-                "--sweep-seconds",
-                "1",
-                "--metrics-port",  # a demo needs no endpoint, nor to fail when port 9464 is taken
-                "0",
-                *(["--mappings", str(mappings)] if mappings else []),
-                *(["--config", str(config_path)] if config_path else []),
-            ]
-            with log_path.open("wb") as log:
-                consumer = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))  # noqa: S603 - our own module
+            command = _consume_command(prefix, state_path, zone, mappings, config_path)
+            consumer = _start(bus, topology, command, log_path)
             messages = [input_message(record, topology) for record in read_records(sources)]
             report = publish_all(bus, messages)
             click.echo(
@@ -109,9 +139,12 @@ def live_demo(
             )
             bodies = _collect(bus, topology.output_queue("json"), wanted, timeout, consumer)
             received = {str(json.loads(body)["message_id"]) for body in bodies}
-            click.echo(table(b"".join(bodies)))
             consumer.send_signal(signal.SIGTERM)
             code = consumer.wait(60)
+            notes, summary = _stored(state_path, policy)  # the consumer has stopped: its state is ours to read
+            click.echo(facility_heading("received from RabbitMQ, coded by ivpush consume"))
+            click.echo(table(b"".join(bodies), notes))
+            click.echo(f"outcomes stored by ivpush consume: {summary}")
             others = ", ".join(f"{fmt} {bus.purge(topology.output_queue(fmt))}" for fmt in FORMATS if fmt != "json")
             parked = bus.purge(topology.parking_queue)
             click.echo(
@@ -121,6 +154,7 @@ def live_demo(
             if not wanted <= received or code != 0:
                 click.echo(f"live demo FAILED; consumer log:\n{log_path.read_text(errors='replace')[-4000:]}", err=True)
                 raise SystemExit(1)
+            click.echo(professional_section(sources, site_zone, policy))
         except BusError as error:
             click.echo(f"error: {error}", err=True)
             raise SystemExit(1) from error

@@ -18,6 +18,7 @@ from connector.cli.replay import replay
 from connector.cli.state import state
 from connector.cli.synth import synth
 from connector.cli.topology import topology
+from connector.cli.unmapped import unmapped
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,6 +28,7 @@ def cli() -> None:
 
 
 cli.add_command(explain)
+cli.add_command(unmapped)
 cli.add_command(check)
 cli.add_command(replay)
 cli.add_command(demo)

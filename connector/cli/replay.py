@@ -7,9 +7,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -19,39 +17,33 @@ from tqdm import tqdm
 from connector.adapters.archive import DEFAULT_MAX_BYTES, Record, read_records
 from connector.adapters.dispatch import read_record
 from connector.adapters.errors import AdapterError
-from connector.adapters.sanity import DEFAULT_WINDOW, DEFAULT_WINDOW_TEXT, TimeWindow, parse_window
+from connector.adapters.sanity import DEFAULT_WINDOW_TEXT, TimeWindow
 from connector.bootstrap import FORMATS, StoreOpenError, local_zone, open_store, renderers
 from connector.cli.options import load_or_exit, mappings_option
 from connector.cli.replay_io import batches, drain, exit_if_missing, open_output
+from connector.cli.replay_options import BATCH, ReplayOptions, fresh, keep, time_window
+from connector.cli.replay_report import ReplayReport, add, outcome_summary
+from connector.cli.replay_settings import (
+    CodingSettings,
+    SettingsChanged,
+    check,
+    mappings_digest,
+    remember,
+    site_mappings,
+)
 from connector.cli.uncoded import report_uncoded
 from connector.model import ClaimType, ParsedRecord
 from connector.policy.model import Policy
-from connector.service import EmitOn, Outcome, Service, ServiceSettings
+from connector.service import EmitOn, Service, ServiceSettings
 from connector.store.base import Store
 from connector.store.sqlite import SqliteStore
 
-BATCH = 500
+__all__ = ["ReplayOptions", "ReplayReport", "outcome_summary", "replay", "run"]
+
 # Replay reads archives that can be read again: a commit only needs to survive a process crash,
 # not a power loss, so the SQLite state skips the fsync per commit (WAL + NORMAL never corrupts
 # the file). The consumer keeps FULL: it acks inputs after the commit.
 REPLAY_SYNCHRONOUS = "NORMAL"
-
-
-def _keep(record: ParsedRecord, since: datetime | None, until: datetime | None, encounter: str | None) -> ParsedRecord:
-    """Apply --since/--until (administration start) and --encounter (visit number or key)."""
-
-    def wanted_key(key: str) -> bool:
-        return encounter is None or encounter in (key, key.rpartition("|")[2])
-
-    admins = tuple(
-        a
-        for a in record.administrations
-        if wanted_key(a.encounter_key)
-        and (since is None or a.start.timestamp() >= since.timestamp())
-        and (until is None or a.start.timestamp() < until.timestamp())
-    )
-    events = tuple(e for e in record.encounter_events if wanted_key(e.encounter.key))
-    return ParsedRecord(record.dedup_key, admins, events)
 
 
 @click.command()
@@ -84,6 +76,12 @@ def _keep(record: ParsedRecord, since: datetime | None, until: datetime | None, 
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Dry run against a copy of this state: print only the deltas a replay would emit.",
 )
+@click.option(
+    "--recode",
+    is_flag=True,
+    help="Code a --state/--diff-against state recorded under other settings (zone, claim type, policy, "
+    "mappings) under this run's; without it such a run exits 2 naming the difference.",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 when any record was rejected.")
 @click.option("--zone", help="Zone of HL7 times sent without an offset (env IVPUSH_TIMEZONE; default UTC).")
 @click.option(
@@ -98,7 +96,7 @@ def _keep(record: ParsedRecord, since: datetime | None, until: datetime | None, 
     "--time-window",
     default=DEFAULT_WINDOW_TEXT,
     show_default=True,
-    callback=lambda _ctx, _param, text: _window(text),
+    callback=time_window,
     help="Accepted input times (HL7 and FHIR), FROM..TO (ISO dates, UTC): others are bad_timestamp rejects.",
 )
 @mappings_option
@@ -116,6 +114,7 @@ def replay(
     encounter: str | None,
     rejects_path: Path | None,
     diff_against: Path | None,
+    recode: bool,
     strict: bool,
     zone: str | None,
     batch_size: int,
@@ -149,7 +148,43 @@ def replay(
         max_bytes=max_bytes,
         window=time_window,
     )
+    settings = CodingSettings(str(site_zone), claim_type, payer.lower(), mappings_digest(site_mappings(mappings)))
     persistent = state not in (None, ":memory:") and diff_against is None  # see replay_io: append, sync
+    is_fresh = fresh(options)
+    with tempfile.TemporaryDirectory(prefix="ivpush-replay-") as scratch:
+        try:
+            store = _open_store(options, Path(scratch))
+        except StoreOpenError as error:
+            raise click.ClickException(str(error)) from error
+        try:
+            guard = (settings, recode, is_fresh)
+            report = _run_checked(options, policy, store, guard, out_path, persistent, rejects_path)
+        finally:
+            store.close()
+    click.echo(report.summary(), err=True)
+    if strict and report.rejects:
+        raise SystemExit(1)
+
+
+def _run_checked(
+    options: ReplayOptions,
+    policy: Policy,
+    store: Store,
+    guard: tuple[CodingSettings, bool, bool],
+    out_path: str,
+    persistent: bool,
+    rejects_path: Path | None,
+) -> ReplayReport:
+    """Refuse a state coded under other settings, open the outputs, replay, record the settings.
+
+    ``guard``: this run's settings, ``--recode``, and whether the state is new.
+    """
+    settings, recode, is_fresh = guard
+    try:
+        note = check(store, settings, recode, is_fresh)
+    except SettingsChanged as error:  # before any output is opened: nothing is truncated or written
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from error
     try:
         out = open_output(out_path, append=persistent)
         reject_file = rejects_path.open("w", encoding="utf-8") if rejects_path else None
@@ -157,112 +192,97 @@ def replay(
         click.echo(f"error: cannot write {error.filename}: {error.strerror or type(error).__name__}", err=True)
         raise SystemExit(2) from error
     try:
-        report = run(options, policy, out, reject_file)
-    except StoreOpenError as error:
-        raise click.ClickException(str(error)) from error
+        report = run(options, policy, out, reject_file, store=store)
     finally:
         if out is not sys.stdout.buffer:
             out.close()
         if reject_file:
             reject_file.close()
-    click.echo(report.summary(), err=True)
-    if strict and report.rejects:
-        raise SystemExit(1)
-
-
-@dataclass(frozen=True)
-class ReplayOptions:
-    """What to replay and how (the command's options, parsed)."""
-
-    paths: tuple[str, ...]
-    fmt: str = "json"
-    claim_type: ClaimType = ClaimType.FACILITY
-    payer: str = "default"
-    state: str | None = None
-    emit_on: EmitOn = EmitOn.CLOSE
-    close_at_end: bool = True
-    since: datetime | None = None
-    until: datetime | None = None
-    encounter: str | None = None
-    diff_against: Path | None = None
-    zone: tzinfo = UTC
-    batch_size: int = BATCH
-    max_bytes: int = DEFAULT_MAX_BYTES
-    window: TimeWindow = DEFAULT_WINDOW
-
-
-def _window(text: str) -> TimeWindow:
-    try:
-        return parse_window(text)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--time-window") from error
-
-
-@dataclass
-class ReplayReport:
-    """Counts of a replay (no PHI)."""
-
-    records: int = 0
-    totals: Outcome = field(default_factory=Outcome)
-    rejects: Counter[str] = field(default_factory=Counter)
-
-    def summary(self) -> str:
-        """One line for stderr."""
-        totals = self.totals
-        lines = ", ".join(f"{key} x{count}" for key, count in sorted(totals.lines.items())) or "none"
-        reject_text = ", ".join(f"{code} x{count}" for code, count in sorted(self.rejects.items())) or "none"
-        return (
-            f"records read: {self.records}; inputs: {totals.inputs} ({totals.duplicates} duplicates); "
-            f"administrations: {totals.administrations}; encounter events: {totals.events}; "
-            f"rejects: {sum(self.rejects.values())} ({reject_text}); charge messages: {totals.messages}; "
-            f"lines: {lines}"
-        )
+    if options.diff_against is None:  # recorded once the run is through: an interrupted recode asks again
+        remember(store, settings)
+    if note:
+        report.notes.append(note)
+    return report
 
 
 def _open_store(options: ReplayOptions, scratch: Path) -> Store:
+    """The state a replay codes into: ``--diff-against`` a copy in ``scratch``, else ``--state`` or memory.
+
+    Raises:
+        StoreOpenError: The state cannot be opened.
+    """
     if options.diff_against is not None:
         copy = scratch / "state.db"
         shutil.copyfile(options.diff_against, copy)
         return SqliteStore(copy, synchronous="NORMAL")
-    return open_store(options.state or ":memory:")
+    store = open_store(options.state or ":memory:")
+    if isinstance(store, SqliteStore):
+        store.set_synchronous(REPLAY_SYNCHRONOUS)
+    return store
 
 
-def run(options: ReplayOptions, policy: Policy, out: BinaryIO, reject_file: TextIO | None = None) -> ReplayReport:
-    """Replay archives through the service, writing charge messages to ``out``."""
-    report = ReplayReport()
+def run(
+    options: ReplayOptions,
+    policy: Policy,
+    out: BinaryIO,
+    reject_file: TextIO | None = None,
+    store: Store | None = None,
+) -> ReplayReport:
+    """Replay archives through the service, writing charge messages to ``out``.
+
+    Args:
+        options: What to replay and how.
+        policy: The mappings.
+        out: Where the charge messages go.
+        reject_file: Where reject lines go (NDJSON), if anywhere.
+        store: The state to code into, left open (``explain`` reads it afterwards); None: the
+            one ``options`` names, closed at the end.
+
+    Raises:
+        StoreOpenError: ``store`` is None and the state cannot be opened.
+    """
+    if store is not None:
+        return _replay(options, policy, out, reject_file, store)
     with tempfile.TemporaryDirectory(prefix="ivpush-replay-") as scratch:
-        store = _open_store(options, Path(scratch))
-        if isinstance(store, SqliteStore):
-            store.set_synchronous(REPLAY_SYNCHRONOUS)
-        settings = ServiceSettings(renderers([options.fmt]), options.emit_on, options.claim_type, options.payer)
-        service = Service(store, policy, settings, clock=time.time)
-        drain(store, out)  # what an interrupted run left unsent goes out first
-        tqdm.monitor_interval = 0  # no monitor thread: Ctrl-C must reach the main thread, even blocked in a read
-        progress = tqdm(unit=" records", disable=not sys.stderr.isatty(), file=sys.stderr)
+        own = _open_store(options, Path(scratch))
         try:
-            for batch in batches(read_records(options.paths, options.max_bytes), options.batch_size):
-                inputs: list[tuple[Record, list[ParsedRecord]]] = []
-                for record in batch:
-                    report.records += 1
-                    try:
-                        found = read_record(record, policy, options.zone, options.max_bytes, window=options.window)
-                    except AdapterError as error:
-                        _reject(report, reject_file, record, record.position, error)
-                        continue
-                    for part in found.rejects:  # a Bundle entry rejected on its own: the rest is kept
-                        _reject(report, reject_file, record, f"{record.position}#{part.part}", part.error)
-                    kept = [_keep(i, options.since, options.until, options.encounter) for i in found.records]
-                    inputs.append((record, kept))
-                outcome = service.handle_inputs([parsed for _, parsed in inputs])
-                _add(report.totals, report_uncoded(outcome, [r for r, _ in inputs], report.rejects, reject_file))
-                drain(store, out)
-                progress.update(len(batch))
-            if options.close_at_end:
-                _add(report.totals, report_uncoded(service.close(), [], report.rejects, reject_file))
-                drain(store, out)
+            return _replay(options, policy, out, reject_file, own)
         finally:
-            progress.close()
-            store.close()
+            own.close()
+
+
+def _replay(
+    options: ReplayOptions, policy: Policy, out: BinaryIO, reject_file: TextIO | None, store: Store
+) -> ReplayReport:
+    report = ReplayReport()
+    settings = ServiceSettings(renderers([options.fmt]), options.emit_on, options.claim_type, options.payer)
+    service = Service(store, policy, settings, clock=time.time)
+    drain(store, out)  # what an interrupted run left unsent goes out first
+    tqdm.monitor_interval = 0  # no monitor thread: Ctrl-C must reach the main thread, even blocked in a read
+    progress = tqdm(unit=" records", disable=not sys.stderr.isatty(), file=sys.stderr)
+    try:
+        for batch in batches(read_records(options.paths, options.max_bytes), options.batch_size):
+            inputs: list[tuple[Record, list[ParsedRecord]]] = []
+            for record in batch:
+                report.records += 1
+                try:
+                    found = read_record(record, policy, options.zone, options.max_bytes, window=options.window)
+                except AdapterError as error:
+                    _reject(report, reject_file, record, record.position, error)
+                    continue
+                for part in found.rejects:  # a Bundle entry rejected on its own: the rest is kept
+                    _reject(report, reject_file, record, f"{record.position}#{part.part}", part.error)
+                kept = [keep(i, options.since, options.until, options.encounter) for i in found.records]
+                inputs.append((record, kept))
+            outcome = service.handle_inputs([parsed for _, parsed in inputs])
+            add(report.totals, report_uncoded(outcome, [r for r, _ in inputs], report.rejects, reject_file))
+            drain(store, out)
+            progress.update(len(batch))
+        if options.close_at_end:
+            add(report.totals, report_uncoded(service.close(), [], report.rejects, reject_file))
+            drain(store, out)
+    finally:
+        progress.close()
     return report
 
 
@@ -274,13 +294,3 @@ def _reject(
     if reject_file:
         entry = {"source": record.source, "position": position, "code": error.code, "detail": error.detail}
         reject_file.write(json.dumps(entry) + "\n")
-
-
-def _add(total: Outcome, part: Outcome) -> None:
-    total.inputs += part.inputs
-    total.duplicates += part.duplicates
-    total.administrations += part.administrations
-    total.events += part.events
-    total.messages += part.messages
-    for key, count in part.lines.items():
-        total.lines[key] = total.lines.get(key, 0) + count

@@ -28,11 +28,19 @@ class AdminStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SourceRef:
-    """Where an administration came from, for explanations and rejects (no PHI)."""
+    """Where an administration came from, for explanations and rejects (no PHI).
+
+    Attributes:
+        kind: ``hl7v2``, ``fhir`` or ``scenario``.
+        message_id: HL7 MSH-10 or the FHIR resource id.
+        position: Where the record sits in its source (file offset, line, queue position).
+        file: The archive file it was read from (replay, explain), if any.
+    """
 
     kind: str
     message_id: str = ""
     position: str = ""
+    file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +64,8 @@ class Administration:
         dose_unit: Unit of ``dose``.
         infuse_minutes: Documented infusion length when no stop time is sent
             (Oracle Health ``infuse-over-time``).
+        ordered_minutes: How long the order said to infuse over (ordered rate or infuse-over
+            time), if sent; a documented duration far beyond it is flagged for review.
         has_rate: Whether a rate was documented (an infusion signal).
         primary: The feed marks this as the primary reason for the encounter
             (professional claims choose the initial service by it).
@@ -82,6 +92,7 @@ class Administration:
     dose: Decimal | None = None
     dose_unit: str = ""
     infuse_minutes: int | None = None
+    ordered_minutes: int | None = None
     has_rate: bool = False
     primary: bool = False
     contexts: frozenset[str] = field(default_factory=frozenset)

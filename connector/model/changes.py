@@ -3,32 +3,51 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
 from connector.model.encounter import Encounter, PatientClass
 from connector.model.events import EncounterEvent, EncounterEventKind
 
+# When two events give different class hints, the most restrictive wins whatever their order:
+# an administration charted as inpatient keeps the encounter out of outpatient coding.
+_HINT_RANK = {
+    PatientClass.INPATIENT: 5,
+    PatientClass.OBSERVATION: 4,
+    PatientClass.EMERGENCY: 3,
+    PatientClass.OUTPATIENT: 2,
+    PatientClass.OTHER: 1,
+    PatientClass.UNKNOWN: 0,
+}
 
-def apply_event(encounter: Encounter, event: EncounterEvent, payer: str | None = None) -> Encounter:
+
+def apply_event(encounter: Encounter, event: EncounterEvent) -> Encounter:
     """Return the encounter after an event.
 
-    - The patient class is the one of the latest event by event time (``class_at``), so a
-      late-arriving older message never overrides a newer class.
+    - The patient class (and the location sent with it) is the one of the latest event by
+      event time (``class_at``), so a late-arriving older message never overrides a newer one.
     - A class change (ADT^A06/A07) to inpatient records when it happened (``inpatient_from``,
       the earliest such time); administrations from then on are not coded as outpatient
       services (coding rules §3). An encounter that is inpatient with no change time is
       wholly inpatient.
+    - The primary coverage's identifiers are those of the latest event carrying insurance
+      (``payer_at``); the rules map them to a payer policy.
+    - A class hint (FHIR administration ``category``) keeps the most restrictive one seen.
     - A close marks the encounter closed; later administrations still produce deltas.
 
     Args:
         encounter: The encounter before the event.
         event: The event.
-        payer: The payer policy name the event's insurance maps to, if any.
     """
     changed = encounter
-    if event.patient_class is not None and (
-        encounter.class_at is None or (event.at is not None and event.at >= encounter.class_at)
-    ):
-        changed = replace(changed, patient_class=event.patient_class, class_at=event.at or encounter.class_at)
+    if event.patient_class is not None and _newer(event.at, encounter.class_at):
+        changed = replace(
+            changed,
+            patient_class=event.patient_class,
+            class_at=event.at or encounter.class_at,
+            location=event.location or encounter.location,
+        )
+    elif event.location and not encounter.location:
+        changed = replace(changed, location=event.location)
     if (
         event.kind is EncounterEventKind.CLASS_CHANGE
         and event.patient_class is PatientClass.INPATIENT
@@ -36,8 +55,26 @@ def apply_event(encounter: Encounter, event: EncounterEvent, payer: str | None =
         and (encounter.inpatient_from is None or event.at < encounter.inpatient_from)
     ):
         changed = replace(changed, inpatient_from=event.at)
-    if payer is not None:
-        changed = replace(changed, payer=payer)
+    if event.payer_ids and _newer(event.at, encounter.payer_at, event.payer_ids, encounter.payer_ids):
+        changed = replace(changed, payer_ids=event.payer_ids, payer_at=event.at or encounter.payer_at)
+    hint = event.class_hint
+    if hint is not None and _HINT_RANK[hint] > _HINT_RANK[encounter.class_hint or PatientClass.UNKNOWN]:
+        changed = replace(changed, class_hint=hint)
     if event.kind is EncounterEventKind.CLOSE:
         changed = replace(changed, closed=True)
     return changed
+
+
+def _newer(
+    at: datetime | None, held_at: datetime | None, sent: tuple[str, ...] = (), held: tuple[str, ...] = ()
+) -> bool:
+    """Whether an event at ``at`` replaces what was taken at ``held_at``.
+
+    Undated events replace undated ones (and a dated one never loses to an undated one);
+    on a tie in time the larger value wins, so the result never depends on arrival order.
+    """
+    if held_at is None:
+        return at is not None or not held or sent > held
+    if at is None:
+        return False
+    return at > held_at or (at == held_at and sent >= held)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from connector.model.encounter import ClaimType
+from connector.model.encounter import ClaimType, PatientClass
 
 
 class Reason(StrEnum):
@@ -86,8 +86,41 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
+class Review:
+    """Why lines need a person's review, naming what the feed sent (no patient data).
+
+    Attributes:
+        code: ``unknown_class``, ``unmapped_payer``, ``duration_review``, ``time_review`` or
+            ``initial_choice``.
+        detail: One sentence naming the identifier, field or times involved.
+        administration_ids: The administrations concerned (empty: the whole encounter).
+        sent: The identifiers as sent that the review is about (``unmapped_payer``).
+    """
+
+    code: str
+    detail: str
+    administration_ids: tuple[str, ...] = ()
+    sent: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ChargeResult:
-    """The coded encounter: lines, a decision per administration, and the lookups made."""
+    """The coded encounter: lines, a decision per administration, and the lookups made.
+
+    Attributes:
+        encounter_key: The encounter.
+        claim_type: Facility or professional.
+        policy: Payer policy name the lines were coded under.
+        policy_version: Payer policy version and claim type.
+        lines: The charge lines.
+        decisions: One per administration.
+        trace: Evidence of each service's classification.
+        patient_class: The class the encounter was coded as (its own, else the feed's hint,
+            else outpatient under review).
+        place_of_service: The place of service used (explicit, or from the site table).
+        reviews: Why lines were flagged ``needs_review``.
+        mappings: ``file:line`` of the encounter-level entries used (payer map, place table).
+    """
 
     encounter_key: str
     claim_type: ClaimType
@@ -96,3 +129,7 @@ class ChargeResult:
     lines: tuple[ChargeLine, ...]
     decisions: tuple[Decision, ...]
     trace: tuple[str, ...] = ()
+    patient_class: PatientClass = PatientClass.OUTPATIENT
+    place_of_service: str = ""
+    reviews: tuple[Review, ...] = ()
+    mappings: tuple[str, ...] = ()

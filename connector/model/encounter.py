@@ -26,6 +26,7 @@ class PatientClass(StrEnum):
     OBSERVATION = "observation"
     INPATIENT = "inpatient"
     OTHER = "other"
+    UNKNOWN = "unknown"  # nothing in the feed said yet (no PV1-2, no Encounter, no ADT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +35,24 @@ class Encounter:
 
     Attributes:
         key: Encounter identity (assigning authority + visit number).
-        patient_class: Current patient class.
+        patient_class: Current patient class (``unknown`` until the feed says: the rules then
+            read ``class_hint``, and flag the lines ``needs_review`` when there is none).
         inpatient_from: When the encounter became inpatient, if it did; administrations
             from then on are not coded as outpatient services (coding rules §3).
         class_at: Event time of the message the patient class was taken from.
         claim_type: Facility or professional claim.
-        payer: Name of the payer policy overlay (``default`` when unknown).
-        place_of_service: CMS place-of-service code for professional claims.
+        payer: Name of the payer policy overlay used when the feed names no insurance
+            (the ``--policy``/``coding.payer`` default).
+        payer_ids: Identifiers of the primary coverage as sent (HL7 IN1-2 plan, IN1-3
+            company id, IN1-4 company name; FHIR Coverage payor/identifier), mapped to a payer
+            policy by the rules through the site payer map, by date of service.
+        payer_at: Event time of the message ``payer_ids`` were taken from.
+        place_of_service: CMS place-of-service code, when set explicitly (scenarios); else
+            the rules derive it from the patient class and ``location``.
+        location: Where the patient was seen as sent (HL7 PV1-3 point of care / location type,
+            FHIR Encounter.location type), read through the site place-of-service table.
+        class_hint: Patient class an administration implied (FHIR ``category``): used only
+            while no Encounter or ADT has given the class.
         facility: Sending facility (HL7 MSH-4 / FHIR serviceProvider), for the output.
         separate_same_day: The feed says this is a separate encounter on a day the patient
             already had one (coding rules §3; may take a payer modifier).
@@ -49,12 +61,16 @@ class Encounter:
     """
 
     key: str
-    patient_class: PatientClass = PatientClass.OUTPATIENT
+    patient_class: PatientClass = PatientClass.UNKNOWN
     inpatient_from: datetime | None = None
     class_at: datetime | None = None
     claim_type: ClaimType = ClaimType.FACILITY
     payer: str = "default"
+    payer_ids: tuple[str, ...] = ()
+    payer_at: datetime | None = None
     place_of_service: str = ""
+    location: str = ""
+    class_hint: PatientClass | None = None
     facility: str = ""
     separate_same_day: bool = False
     closed: bool = False
@@ -96,6 +112,7 @@ def fingerprint(admin: Administration) -> str:
             str(admin.primary),
             ",".join(sorted(admin.contexts)),
             admin.department,
+            str(admin.ordered_minutes),
         )
     )
 

@@ -64,6 +64,13 @@ class Metrics:
             ["code", "action"],
             registry=r,
         )
+        self.administrations = Counter(
+            "ivpush_administrations_total",
+            "Administration outcomes stored (coded, no_line, needs_review) by reason code, counted when an "
+            "administration's outcome is first stored or changes.",
+            ["outcome", "reason"],
+            registry=r,
+        )
         self.charge_messages = Counter(
             "ivpush_charge_messages_total", "Charge messages (encounter deltas) queued to the outbox.", registry=r
         )
@@ -162,8 +169,13 @@ class Metrics:
         """One delivery parked with this reject code."""
         self.rejects.labels(code).inc()
 
-    def charges_queued(self, messages: int, lines: Mapping[str, int]) -> None:
-        """Charge messages queued and their lines by ``action:code`` (``service.Outcome.lines``)."""
+    def charges_queued(
+        self, messages: int, lines: Mapping[str, int], outcomes: Mapping[tuple[str, str], int] | None = None
+    ) -> None:
+        """Charge messages queued, their lines by ``action:code`` (``service.Outcome.lines``), and
+        administration outcomes by (outcome, reason) (``service.Outcome.administration_outcomes``)."""
+        for (outcome, reason), count in (outcomes or {}).items():
+            self.administrations.labels(outcome, reason).inc(count)
         if messages:
             self.charge_messages.inc(messages)
         for key, count in lines.items():

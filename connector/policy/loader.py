@@ -27,11 +27,14 @@ from connector.policy.model import (
     normalise_text,
 )
 from connector.policy.payers import load_payers
+from connector.policy.siteload import load_payer_map, load_places, load_site
 from connector.policy.yamlfile import LINE, MappingFile, Problems, read
 from connector.shipped import shipped_dir
 
 E = TypeVar("E", bound=StrEnum)
 DEFAULT_DIR = shipped_dir("mappings", "mappings")
+TABLES = ("systems", "routes", "methods", "drugs", "chargemaster", "statuses", "patient_classes")
+SITE_FILES = ("site", "payer_map", "places_of_service")
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def load_policy(site_dir: Path | None = None) -> Policy:
         name: [
             f for d in dirs if (d / f"{name}.yaml").is_file() and (f := read(d / f"{name}.yaml", problems, DEFAULT_DIR))
         ]
-        for name in ("systems", "routes", "methods", "drugs", "chargemaster", "statuses", "patient_classes")
+        for name in (*TABLES, *SITE_FILES)
     }
     systems = _systems(layers["systems"], problems)
     routes, route_texts = _route_like(layers["routes"], problems, systems, need_route=True)
@@ -73,8 +76,12 @@ def load_policy(site_dir: Path | None = None) -> Policy:
         for value, status in _value_map(layers["statuses"], section, "status", AdminStatus, problems).items()
     }
     classes = _value_map(layers["patient_classes"], "entries", "class", PatientClass, problems)
+    site = load_site(layers["site"], problems, DEFAULT_DIR)
+    payer_map = load_payer_map(layers["payer_map"], problems, payers)
+    places = load_places(layers["places_of_service"], problems)
     problems.raise_if_any()
-    return Policy(systems, routes, route_texts, methods, method_texts, drugs, payers, chargemaster, statuses, classes)
+    tables = (systems, routes, route_texts, methods, method_texts, drugs, payers, chargemaster, statuses, classes)
+    return Policy(*tables, site=site, payer_map=payer_map, places=places)
 
 
 def _value_map(files: list[MappingFile], section: str, key: str, kind: type[E], problems: Problems) -> dict[str, E]:

@@ -10,6 +10,9 @@ from typing import Any, TypeVar
 
 from connector.model import AdminStatus, ClaimType, CodedValue, PatientClass
 from connector.policy.drugs import DrugIndex
+from connector.policy.payer_map import PayerMap
+from connector.policy.places import PlaceTable
+from connector.policy.site import SiteProfile
 
 MEMO_SIZE = 50_000  # entries per memo; a full memo is emptied, never grown further
 K = TypeVar("K")
@@ -150,6 +153,10 @@ class Policy:
         patient_classes: Normalised patient class code → class (adapters).
         non_hydration_contexts: Context flags that make a fluid not hydration
             (KVO, flush, vehicle).
+        site: The site's zones per facility, encounter identity chain and primary field
+            (``site.yaml``).
+        payer_map: Insurance identifiers as sent → payer policy (``payer_map.yaml``).
+        places: Patient class and location → CMS place of service (``places_of_service.yaml``).
     """
 
     systems: Mapping[str, str]
@@ -164,6 +171,9 @@ class Policy:
     patient_classes: Mapping[str, PatientClass] = field(default_factory=dict)
     integral_contexts: frozenset[str] = frozenset({"imaging", "transfusion", "procedure"})
     non_hydration_contexts: frozenset[str] = frozenset({"kvo", "flush", "vehicle"})
+    site: SiteProfile = field(default_factory=SiteProfile)
+    payer_map: PayerMap = field(default_factory=PayerMap)
+    places: PlaceTable = field(default_factory=PlaceTable)
     # Memos: pure caches (same question, same answer), invisible to callers and bounded by
     # MEMO_SIZE. Not constructor arguments, so ``dataclasses.replace`` gives a policy with
     # other mappings fresh memos. ``memo`` holds route/method lookups; ``rule_memo`` holds

@@ -133,7 +133,7 @@ def _exclusion(
     if encounter.patient_class is PatientClass.INPATIENT and inpatient_from is None:
         return Decision(admin.id, ServiceKind.EXCLUDED, drug.key, Reason.INPATIENT, _INPATIENT)
     if inpatient_from is not None and admin.start >= inpatient_from:
-        text = f"Given after the encounter became inpatient at {inpatient_from:%Y-%m-%d %H:%M}."
+        text = f"Given after the encounter became inpatient at {inpatient_from.isoformat(sep=' ', timespec='minutes')}."
         return Decision(admin.id, ServiceKind.EXCLUDED, drug.key, Reason.INPATIENT, text)
     if exclusion is None:
         raise ValueError(f"administration {admin.id} is not excluded")  # classify checked that it is

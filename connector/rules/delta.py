@@ -47,7 +47,7 @@ def message(
     return ChargeMessage(
         message_id=message_id,
         encounter=ref,
-        patient_class=encounter.patient_class,
+        patient_class=result.patient_class,
         claim_type=result.claim_type,
         policy=result.policy,
         policy_version=result.policy_version,

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from connector.rules.classify import Service
 
 _TWO_DIGITS = tuple(f"{n:02d}" for n in range(100))
+_OFFSETS: dict[timedelta | None, str] = {}  # offset → its ISO text (a handful per feed)
 
 
 def when(moment: datetime) -> str:
-    """A date and time as charted (in its recorded zone): ``YYYY-MM-DD HH:MM``.
+    """A local date and time with its offset (the facility's zone): ``YYYY-MM-DD HH:MM±HH:MM``.
 
     The text of ``moment.isoformat(sep=" ", timespec="minutes")``, assembled from a table of
     two-digit numbers: several times faster, and this runs for every service described.
     """
     two = _TWO_DIGITS
-    return f"{moment.year:04d}-{two[moment.month]}-{two[moment.day]} {two[moment.hour]}:{two[moment.minute]}"
+    offset = moment.utcoffset()
+    zone = _OFFSETS.get(offset)
+    if zone is None:
+        zone = _OFFSETS[offset] = moment.isoformat(timespec="minutes")[16:]
+    return f"{moment.year:04d}-{two[moment.month]}-{two[moment.day]} {two[moment.hour]}:{two[moment.minute]}{zone}"
 
 
 def service(item: Service) -> str:

@@ -1,24 +1,28 @@
 """``evaluate(encounter, policy)``: the pure coding function (architecture invariant 1).
 
 A chain of small steps, each a module that opens with its rule and source:
-classify → choose initial → infusions/hydration → sequence pushes → lines → payer overlay.
+setting (class, payer, place of service) → classify → choose initial → infusions/hydration →
+sequence pushes → review flags → lines → payer overlay.
 The result depends only on the encounter's administration set and the policy: arrival
 order, duplicates and replays converge (administrations are sorted and de-duplicated by id).
 """
 
 from __future__ import annotations
 
-from datetime import date
-
-from connector.model import ChargeResult, Decision, Encounter, Reason, ServiceKind
+from connector.model import ChargeResult, Decision, Encounter, Reason, Review, ServiceKind
 from connector.policy.model import Policy
 from connector.rules import timeline
 from connector.rules.classify import Service, classify
 from connector.rules.initial import Candidate, choose_initial
 from connector.rules.lines import build_lines, suppressed, suppressed_claim
 from connector.rules.pushes import code_pushes
+from connector.rules.review import ambiguous_days, duration_reviews, flag, time_reviews
+from connector.rules.setting import resolve_setting
 from connector.rules.timed import code_hydration, code_infusions, hydration_timeline
 from connector.rules.units import Unit
+
+INITIAL_CHOICE = "initial_choice"
+_NO_PRIMARY = "no administration is flagged primary: the initial service was chosen by the facility hierarchy."
 
 
 def evaluate(encounter: Encounter, policy: Policy) -> ChargeResult:
@@ -31,6 +35,8 @@ def evaluate(encounter: Encounter, policy: Policy) -> ChargeResult:
     Returns:
         Charge lines, a decision for every administration, and the lookups made.
     """
+    setting = resolve_setting(encounter, policy)
+    encounter = setting.encounter
     payer = policy.payer(encounter.payer)
     policy_version = f"{payer.version}/{encounter.claim_type.value}"
     classified = classify(encounter, policy)
@@ -68,6 +74,10 @@ def evaluate(encounter: Encounter, policy: Policy) -> ChargeResult:
         initial_ids={c.first.admin.id for c in (choice.main,) if c is not None},
         modifier=payer.separate_encounter_modifier,
     )
+    reviews = [*setting.reviews, *duration_reviews([*infusions, *hydration]), *time_reviews(encounter)]
+    if choice.needs_review and choice.main is not None:
+        reviews.append(Review(INITIAL_CHOICE, _NO_PRIMARY, (choice.main.first.admin.id,)))
+    units = flag(units, reviews, ambiguous_days(encounter))
     kept = units
     dropped: set[str] = set()
     if payer.professional_suppression_action == "suppress" and suppressed_claim(encounter, payer):
@@ -93,43 +103,27 @@ def evaluate(encounter: Encounter, policy: Policy) -> ChargeResult:
         lines,
         decisions,
         tuple([s.evidence for s in services]),
+        encounter.patient_class,
+        encounter.place_of_service,
+        tuple(reviews),
+        setting.mappings,
     )
 
 
 def _overlay(
     encounter: Encounter, units: list[Unit], needs_review: bool, initial_ids: set[str], modifier: str | None
 ) -> list[Unit]:
-    """Mark the initial unit for review, add the separate-encounter modifier, flag DST-ambiguous days."""
+    """Mark the initial unit for review (no primary flag) and add the separate-encounter modifier."""
     extra = (modifier,) if modifier and encounter.separate_same_day else ()
-    ambiguous_days = _ambiguous_days(encounter)
-    if not needs_review and not extra and not ambiguous_days:
+    if not needs_review and not extra:
         return units  # nothing to mark
     result: list[Unit] = []
     for unit in units:
         if unit.rule.startswith("initial.") and not unit.modifiers and not initial_ids.isdisjoint(unit.admin_ids):
             flags = (*unit.flags, "needs_review") if needs_review else unit.flags
             unit = unit._replace(modifiers=(*unit.modifiers, *extra), flags=flags)  # noqa: PLW2901
-        if unit.day in ambiguous_days and "needs_review" not in unit.flags:
-            unit = unit._replace(flags=(*unit.flags, "needs_review"))  # noqa: PLW2901
         result.append(unit)
     return result
-
-
-def _ambiguous_days(encounter: Encounter) -> frozenset[date]:
-    """Local days with an administration whose time a DST change made ambiguous.
-
-    coding-rules.md §2 "Time" flags the line of that administration *and* any line whose
-    code would differ under the other reading. Any line of the same day can (sequence,
-    initial choice, hour units), so every line of that day is flagged: more review, never a
-    silent guess.
-    """
-    days: set[date] = set()
-    for admin in encounter.administrations:
-        if admin.time_review:
-            days.add(admin.start.date())
-            if admin.end is not None:
-                days.add(admin.end.date())
-    return frozenset(days)
 
 
 def _decisions(

@@ -1,14 +1,22 @@
-"""The store contract: one transaction per batch of inputs (dedup, state, emitted lines, outbox)."""
+"""The store contract: one transaction per batch of inputs (dedup, state, emitted lines, outbox).
+
+Besides what coding needs, a transaction keeps what explains it and resolves identities: each
+encounter's administration outcomes and message history, placer order → encounter links, ADT
+visit windows, and a few named settings (``meta``) the state was built under. The merge rules
+of links and visits are in ``connector.store.visits``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from connector.model import ChargeLine, Encounter
-from connector.model.events import EncounterRef
+from connector.model.events import EncounterRef, VisitWindow
+from connector.model.outcomes import AdministrationOutcome, HistoryEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +111,66 @@ class Transaction(Protocol):
         """
         ...
 
+    def outcomes(self, encounter_key: str) -> tuple[AdministrationOutcome, ...]:
+        """The stored outcomes of an encounter's administrations, in the order they were put."""
+        ...
+
+    def put_outcomes(self, encounter_key: str, outcomes: Iterable[AdministrationOutcome]) -> None:
+        """Replace the set of outcomes of an encounter (empty: forget them)."""
+        ...
+
+    def scan_outcomes(self) -> Iterator[tuple[str, AdministrationOutcome]]:
+        """Every stored outcome with its encounter key, by key (then in the order put).
+
+        Consume it inside the transaction that made it.
+        """
+        ...
+
+    def add_history(self, entry: HistoryEntry) -> None:
+        """Record a message an encounter emitted; a repeat of (encounter key, sequence) is ignored."""
+        ...
+
+    def history(self, encounter_key: str) -> list[HistoryEntry]:
+        """The messages an encounter emitted, by sequence."""
+        ...
+
+    def link_orders(self, order_ids: Iterable[str], encounter_key: str) -> None:
+        """Link placer order ids to the encounter they were seen with.
+
+        An order id already linked keeps its encounter (the first link wins); two encounters
+        claiming one new order id in the same transaction: the smaller key wins, whatever order
+        the claims come in. An empty encounter key links nothing.
+        """
+        ...
+
+    def order_link(self, order_id: str) -> str | None:
+        """The encounter a placer order id is linked to, if any."""
+        ...
+
+    def add_visit(self, window: VisitWindow) -> None:
+        """Record an ADT visit window, widening the one held for (patient key, encounter key).
+
+        The result has the earliest start and the latest end stated; a start or end no message
+        gave is unknown, and any stated one wins over it (``connector.store.visits.widen``).
+        """
+        ...
+
+    def visit_at(self, patient_key: str, at: datetime) -> str | None:
+        """The encounter key of the patient's only visit whose window covers ``at``.
+
+        Covering: start <= at and (no end or at <= end), compared as instants; a window without
+        a start covers nothing. None when no visit covers it, or more than one (never guess).
+        """
+        ...
+
+    def get_meta(self, name: str) -> str | None:
+        """A named setting the state was built under (e.g. the coding zone), if recorded."""
+        ...
+
+    def set_meta(self, name: str, value: str) -> None:
+        """Record a named setting."""
+        ...
+
 
 class Store(Protocol):
     """Durable encounter state and outbox."""
@@ -122,7 +190,9 @@ class Store(Protocol):
     def purge(self, older_than: float, limit: int | None = None) -> Purged:
         """Delete dedup keys first seen, and outbox rows confirmed, before ``older_than``.
 
-        Rows still pending are never deleted, nor encounters. An input whose dedup key was
+        Rows still pending are never deleted, nor encounters, nor what explains or resolves
+        them (outcomes, history, order links, visit windows, meta): those live as long as the
+        state. An input whose dedup key was
         purged is applied again if it is ever delivered again: keep keys longer than any input
         can come back (redelivery, an engine's resend, a parked input re-driven). Deletes in
         small transactions, so a consumer sharing the store is never held up for long.

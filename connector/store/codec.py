@@ -18,6 +18,7 @@ from connector.model import (
     SourceRef,
 )
 from connector.model.events import EncounterRef
+from connector.model.outcomes import AdministrationOutcome, HistoryEntry, OutcomeKind, Unmapped
 
 
 def _coded(value: CodedValue) -> dict[str, Any]:
@@ -34,6 +35,12 @@ def _time(value: datetime | None) -> str | None:
 
 def _untime(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value is not None else None
+
+
+def _source(source: SourceRef) -> list[str]:
+    """SourceRef → list; ``file`` only when set (rows written before it existed have three items)."""
+    fields = [source.kind, source.message_id, source.position]
+    return [*fields, source.file] if source.file else fields
 
 
 def administration_to_dict(admin: Administration) -> dict[str, Any]:
@@ -56,8 +63,9 @@ def administration_to_dict(admin: Administration) -> dict[str, Any]:
         "primary": admin.primary,
         "contexts": sorted(admin.contexts),
         "department": admin.department,
-        "source": [admin.source.kind, admin.source.message_id, admin.source.position],
+        "source": _source(admin.source),
         **({"tr": admin.time_review} if admin.time_review else {}),
+        **({"om": admin.ordered_minutes} if admin.ordered_minutes is not None else {}),
     }
 
 
@@ -84,6 +92,7 @@ def administration_from_dict(data: dict[str, Any]) -> Administration:
         department=data["department"],
         source=SourceRef(*data["source"]),
         time_review=data.get("tr", ""),
+        ordered_minutes=data.get("om"),
     )
 
 
@@ -100,11 +109,20 @@ def encounter_attrs_to_dict(encounter: Encounter) -> dict[str, Any]:
         "facility": encounter.facility,
         "separate_same_day": encounter.separate_same_day,
         "closed": encounter.closed,
+        "payer_ids": list(encounter.payer_ids),
+        "payer_at": _time(encounter.payer_at),
+        "location": encounter.location,
+        "class_hint": encounter.class_hint.value if encounter.class_hint is not None else None,
     }
 
 
 def encounter_from_dicts(attrs: dict[str, Any], administrations: tuple[Administration, ...]) -> Encounter:
-    """Dict + administrations → Encounter (administrations already sorted)."""
+    """Dict + administrations → Encounter (administrations already sorted).
+
+    Rows written before a field existed lack its key and decode to the field's default (no
+    payer identifiers, no location, no class hint); their stored ``class`` is kept as written.
+    """
+    hint = attrs.get("class_hint")
     return Encounter(
         key=attrs["key"],
         patient_class=PatientClass(attrs["class"]),
@@ -116,6 +134,10 @@ def encounter_from_dicts(attrs: dict[str, Any], administrations: tuple[Administr
         facility=attrs["facility"],
         separate_same_day=attrs["separate_same_day"],
         closed=attrs["closed"],
+        payer_ids=tuple(attrs.get("payer_ids", ())),
+        payer_at=_untime(attrs.get("payer_at")),
+        location=attrs.get("location", ""),
+        class_hint=PatientClass(hint) if hint is not None else None,
         administrations=administrations,
     )
 
@@ -170,6 +192,48 @@ def line_from_dict(data: dict[str, Any]) -> ChargeLine:
     )
 
 
+def outcome_to_dict(outcome: AdministrationOutcome) -> dict[str, Any]:
+    """AdministrationOutcome → dict."""
+    return {
+        "id": outcome.administration_id,
+        "o": outcome.outcome.value,
+        "r": outcome.reason,
+        "d": outcome.detail,
+        "codes": list(outcome.codes),
+        "src": _source(outcome.source),
+        "map": list(outcome.mappings),
+        "un": [[u.kind, u.system, u.code, u.field] for u in outcome.unmapped],
+    }
+
+
+def outcome_from_dict(data: dict[str, Any]) -> AdministrationOutcome:
+    """Dict → AdministrationOutcome."""
+    return AdministrationOutcome(
+        administration_id=data["id"],
+        outcome=OutcomeKind(data["o"]),
+        reason=data["r"],
+        detail=data["d"],
+        codes=tuple(data["codes"]),
+        source=SourceRef(*data["src"]),
+        mappings=tuple(data["map"]),
+        unmapped=tuple(Unmapped(*u) for u in data["un"]),
+    )
+
+
+HistoryRow = tuple[str, int, str, float, str, bytes]
+
+
+def history_to_row(entry: HistoryEntry) -> HistoryRow:
+    """HistoryEntry → (encounter key, sequence, message id, recorded at, cause, body): the table's columns."""
+    return (entry.encounter_key, entry.sequence, entry.message_id, entry.recorded_at, entry.cause, entry.body)
+
+
+def history_from_row(row: tuple[Any, ...]) -> HistoryEntry:
+    """A history table row (columns in ``history_to_row`` order) → HistoryEntry."""
+    key, sequence, message_id, recorded_at, cause, body = row
+    return HistoryEntry(key, int(sequence), message_id, float(recorded_at), cause, bytes(body))
+
+
 def _fixed_zone(value: datetime | None) -> bool:
     return value is None or type(value.tzinfo) is timezone
 
@@ -188,6 +252,6 @@ def as_stored_administration(admin: Administration) -> Administration:
 
 def as_stored_encounter(encounter: Encounter) -> Encounter:
     """The encounter (attributes only; administrations kept) a decode of its encoding returns."""
-    if _fixed_zone(encounter.inpatient_from) and _fixed_zone(encounter.class_at):
+    if _fixed_zone(encounter.inpatient_from) and _fixed_zone(encounter.class_at) and _fixed_zone(encounter.payer_at):
         return encounter
     return encounter_from_dicts(encounter_attrs_to_dict(encounter), encounter.administrations)

@@ -6,9 +6,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from connector.model import ChargeLine
+from connector.model.events import VisitWindow
+from connector.model.outcomes import AdministrationOutcome, HistoryEntry
 from connector.store.base import EncounterState, OutboxRow, Purged
+from connector.store.visits import claim, single_visit_at, widen
 
 
 @dataclass
@@ -22,6 +26,11 @@ class _Data:
     seen_at: dict[str, float] = field(default_factory=dict)  # when each key was first committed
     sent_at: dict[tuple[str, str], float] = field(default_factory=dict)
     sequence: int = 0  # last outbox sequence given (rows may be purged: never reused)
+    outcomes: dict[str, tuple[AdministrationOutcome, ...]] = field(default_factory=dict)
+    history: dict[tuple[str, int], HistoryEntry] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    visits: dict[tuple[str, str], VisitWindow] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
 
 
 class MemoryTransaction:
@@ -33,6 +42,11 @@ class MemoryTransaction:
         self._states: dict[str, EncounterState] = {}
         self._emitted: dict[str, dict[str, ChargeLine]] = {}
         self._outbox: dict[tuple[str, str], OutboxRow] = {}
+        self._outcomes: dict[str, tuple[AdministrationOutcome, ...]] = {}
+        self._history: dict[tuple[str, int], HistoryEntry] = {}
+        self._links: dict[str, str] = {}
+        self._visits: dict[tuple[str, str], VisitWindow] = {}
+        self._meta: dict[str, str] = {}
 
     def lock(self, encounter_keys: Iterable[str]) -> None:
         """Nothing to do: one process owns the data."""
@@ -76,6 +90,60 @@ class MemoryTransaction:
             and (idle_before is None or (state.updated_at < idle_before and not state.failed))
         )
 
+    def outcomes(self, encounter_key: str) -> tuple[AdministrationOutcome, ...]:
+        """The stored outcomes of an encounter, in the order put."""
+        found = self._outcomes.get(encounter_key)
+        return found if found is not None else self._data.outcomes.get(encounter_key, ())
+
+    def put_outcomes(self, encounter_key: str, outcomes: Iterable[AdministrationOutcome]) -> None:
+        """Replace the outcomes of an encounter."""
+        self._outcomes[encounter_key] = tuple(outcomes)
+
+    def scan_outcomes(self) -> Iterator[tuple[str, AdministrationOutcome]]:
+        """Every stored outcome with its encounter key, by key."""
+        merged = {**self._data.outcomes, **self._outcomes}
+        for key in sorted(merged):
+            for outcome in merged[key]:
+                yield key, outcome
+
+    def add_history(self, entry: HistoryEntry) -> None:
+        """Record an emitted message (a repeat of its encounter and sequence is ignored)."""
+        at = (entry.encounter_key, entry.sequence)
+        if at not in self._data.history:
+            self._history.setdefault(at, entry)
+
+    def history(self, encounter_key: str) -> list[HistoryEntry]:
+        """The messages an encounter emitted, by sequence."""
+        merged = {**self._history, **self._data.history}
+        return [merged[at] for at in sorted(at for at in merged if at[0] == encounter_key)]
+
+    def link_orders(self, order_ids: Iterable[str], encounter_key: str) -> None:
+        """Link order ids to an encounter (first link wins; the smaller key within one transaction)."""
+        if encounter_key:
+            claim(self._links, (o for o in order_ids if o not in self._data.links), encounter_key)
+
+    def order_link(self, order_id: str) -> str | None:
+        """The encounter an order id is linked to."""
+        return self._data.links.get(order_id) or self._links.get(order_id)
+
+    def add_visit(self, window: VisitWindow) -> None:
+        """Record a visit window, widening the one held."""
+        at = (window.patient_key, window.encounter_key)
+        self._visits[at] = widen(self._visits.get(at) or self._data.visits.get(at), window)
+
+    def visit_at(self, patient_key: str, at: datetime) -> str | None:
+        """The patient's only visit covering ``at``, else None."""
+        merged = {**self._data.visits, **self._visits}
+        return single_visit_at((w for (patient, _), w in merged.items() if patient == patient_key), at)
+
+    def get_meta(self, name: str) -> str | None:
+        """A recorded setting."""
+        return self._meta.get(name, self._data.meta.get(name))
+
+    def set_meta(self, name: str, value: str) -> None:
+        """Record a setting."""
+        self._meta[name] = value
+
     def commit(self) -> None:
         """Apply the overlay."""
         now = self._data.clock()
@@ -84,6 +152,11 @@ class MemoryTransaction:
         self._data.seen |= self._seen
         self._data.states.update(self._states)
         self._data.emitted.update(self._emitted)
+        self._data.outcomes.update(self._outcomes)
+        self._data.history.update(self._history)
+        self._data.links.update(self._links)
+        self._data.visits.update(self._visits)
+        self._data.meta.update(self._meta)
         for key, row in self._outbox.items():
             if key not in self._data.outbox:
                 self._data.sequence += 1
@@ -117,7 +190,10 @@ class MemoryStore:
             self._data.sent_at.setdefault(key, now)
 
     def purge(self, older_than: float, limit: int | None = None) -> Purged:
-        """Delete dedup keys and sent outbox rows older than ``older_than`` (at most ``limit`` of each)."""
+        """Delete dedup keys and sent outbox rows older than ``older_than`` (at most ``limit`` of each).
+
+        Outcomes, history, order links, visits and meta are kept (as long as the state).
+        """
         data = self._data
         keys = sorted((at, key) for key, at in data.seen_at.items() if at < older_than)[:limit]
         for _, key in keys:

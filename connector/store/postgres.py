@@ -49,8 +49,9 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from connector.store.base import OutboxRow, Purged
+from connector.store.postgres_records import Connection
 from connector.store.postgres_schema import migrate
-from connector.store.postgres_transaction import Connection, PostgresTransaction
+from connector.store.postgres_transaction import PostgresTransaction
 
 CLAIM_SECONDS: Final = 60.0
 # A transaction left open by a hung client must not hold its encounters' locks for ever.
@@ -179,7 +180,10 @@ class PostgresStore:
             )
 
     def purge(self, older_than: float, limit: int | None = None) -> Purged:
-        """Delete dedup keys and sent outbox rows older than ``older_than``, ``PURGE_BATCH`` rows per statement."""
+        """Delete dedup keys and sent outbox rows older than ``older_than``, ``PURGE_BATCH`` rows per statement.
+
+        Outcomes, history, order links, visits and meta are kept (as long as the state).
+        """
         return Purged(self._purge(PURGE_SEEN, older_than, limit), self._purge(PURGE_SENT, older_than, limit))
 
     def _purge(self, statement: str, older_than: float, limit: int | None) -> int:

@@ -53,6 +53,26 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     UPDATE outbox SET sent_at = now() WHERE sent;
     CREATE INDEX outbox_sent_age ON outbox (sent_at) WHERE sent;
     """,
+    # 4: what explains an encounter and resolves identities (issue 13): its administrations'
+    # outcomes (one JSON list per encounter), the messages it emitted, placer order → encounter
+    # links (``linked_tx``: the transaction that made the link; see ``postgres_records``), ADT
+    # visit windows, and the settings the state was built under. The retention purge leaves them.
+    """
+    CREATE TABLE outcomes (encounter_key text PRIMARY KEY, body text NOT NULL);
+    CREATE TABLE history (
+        encounter_key text NOT NULL, sequence integer NOT NULL, message_id text NOT NULL,
+        recorded_at double precision NOT NULL, cause text NOT NULL, body bytea NOT NULL,
+        PRIMARY KEY (encounter_key, sequence)
+    );
+    CREATE TABLE order_links (
+        order_id text PRIMARY KEY, encounter_key text NOT NULL, linked_tx bigint NOT NULL
+    );
+    CREATE TABLE visits (
+        patient_key text NOT NULL, encounter_key text NOT NULL, start_at timestamptz, end_at timestamptz,
+        PRIMARY KEY (patient_key, encounter_key)
+    );
+    CREATE TABLE meta (name text PRIMARY KEY, value text NOT NULL);
+    """,
 )
 
 

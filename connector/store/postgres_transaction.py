@@ -9,12 +9,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import orjson
-import psycopg
-from psycopg.rows import TupleRow
 
 from connector.model import Administration, ChargeLine
 from connector.store import codec
 from connector.store.base import EncounterState, OutboxRow
+from connector.store.postgres_records import Connection, PostgresRecords
 
 LOCK_SEED: Final = 0x69767075  # hashtextextended seed: ivpush's own spread of the bigint lock space
 LOCK: Final = (
@@ -26,7 +25,6 @@ READ_STATES: Final = (
     "ARRAY(SELECT a.body FROM administrations AS a WHERE a.encounter_key = e.key) FROM encounters AS e "
 )
 READ_EMITTED: Final = "SELECT encounter_key, body FROM emitted WHERE encounter_key = ANY(%s)"
-Connection = psycopg.Connection[TupleRow]
 
 
 def dumps(value: object) -> str:
@@ -39,11 +37,14 @@ def loads(text: str) -> Any:
     return orjson.loads(text)
 
 
-class PostgresTransaction:
-    """Reads and writes inside one PostgreSQL transaction; writes are sent at commit."""
+class PostgresTransaction(PostgresRecords):
+    """Reads and writes inside one PostgreSQL transaction; writes are sent at commit.
+
+    Outcomes, history, order links, visits and meta: ``PostgresRecords``.
+    """
 
     def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+        super().__init__(conn)
         self._loaded: dict[str, dict[str, Administration]] = {}
         self._seen: list[str] = []
         self._seen_set: set[str] = set()
@@ -140,9 +141,10 @@ class PostgresTransaction:
 
     def flush(self) -> None:
         """Send the buffered writes in one pipeline (called before commit)."""
-        if not (self._seen or self._states or self._emitted or self._outbox):
+        if not (self._seen or self._states or self._emitted or self._outbox or self._records_pending()):
             return
         with self._conn.pipeline(), self._conn.cursor() as cur:
+            self._send_records(cur)
             if self._seen:
                 cur.executemany(
                     "INSERT INTO seen (dedup_key) VALUES (%s) ON CONFLICT DO NOTHING", [(k,) for k in self._seen]

@@ -14,7 +14,8 @@ that is checked, not trusted: ``PRAGMA data_version`` moves when another connect
 committed, and the cache is then dropped at the start of the next transaction.
 
 The schema and its migrations live in ``sqlite_schema``, the unit of work in
-``sqlite_transaction``; this module opens the file and runs transactions, the outbox relay's
+``sqlite_transaction`` (outcomes, history, order links, visits and meta: ``sqlite_records``,
+not cached); this module opens the file and runs transactions, the outbox relay's
 queries and the connection settings.
 
 The file holds patient identifiers, so a new one is created mode 0600 (owner only); SQLite
@@ -145,7 +146,10 @@ class SqliteStore:
         self._db.execute("COMMIT")
 
     def purge(self, older_than: float, limit: int | None = None) -> Purged:
-        """Delete dedup keys and sent outbox rows older than ``older_than``, ``PURGE_BATCH`` rows per transaction."""
+        """Delete dedup keys and sent outbox rows older than ``older_than``, ``PURGE_BATCH`` rows per transaction.
+
+        Outcomes, history, order links, visits and meta are kept (as long as the state).
+        """
         return Purged(self._purge(PURGE_SEEN, older_than, limit), self._purge(PURGE_SENT, older_than, limit))
 
     def _purge(self, statement: str, older_than: float, limit: int | None) -> int:

@@ -50,6 +50,24 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE outbox SET sent_at = (julianday('now') - 2440587.5) * 86400.0 WHERE sent = 1;
     CREATE INDEX outbox_sent_age ON outbox (sent_at) WHERE sent = 1;
     """,
+    # 4: what explains an encounter and resolves identities (issue 13): its administrations'
+    # outcomes (one JSON list per encounter), the messages it emitted, placer order → encounter
+    # links, ADT visit windows (ISO times with their offset; compared as instants in Python),
+    # and the settings the state was built under. The retention purge leaves them alone.
+    """
+    CREATE TABLE outcomes (encounter_key TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE history (
+        encounter_key TEXT NOT NULL, sequence INTEGER NOT NULL, message_id TEXT NOT NULL,
+        recorded_at REAL NOT NULL, cause TEXT NOT NULL, body BLOB NOT NULL,
+        PRIMARY KEY (encounter_key, sequence)
+    );
+    CREATE TABLE order_links (order_id TEXT PRIMARY KEY, encounter_key TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE visits (
+        patient_key TEXT NOT NULL, encounter_key TEXT NOT NULL, start_at TEXT, end_at TEXT,
+        PRIMARY KEY (patient_key, encounter_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    """,
 )
 
 

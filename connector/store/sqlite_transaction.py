@@ -9,7 +9,6 @@ the commit returned. See ``connector.store.sqlite`` for the cache's validity rul
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -20,15 +19,9 @@ import orjson
 from connector.model import Administration, ChargeLine
 from connector.store import codec
 from connector.store.base import EncounterState, OutboxRow
+from connector.store.sqlite_records import SqliteRecords
+from connector.store.sqlite_records import dumps as _dumps
 from connector.store.state_cache import CachedState, StateCache
-
-
-def _dumps(value: object) -> str:
-    """Compact JSON text; orjson (~10x faster) unless it refuses the value (e.g. a lone surrogate)."""
-    try:
-        return orjson.dumps(value).decode()
-    except (orjson.JSONEncodeError, TypeError):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _order(admin: Administration) -> tuple[datetime, str]:
@@ -48,26 +41,30 @@ def _same_row(stored: EncounterState, new: EncounterState) -> bool:
         and old.patient_class is now.patient_class
         and old.claim_type is now.claim_type
         and old.payer == now.payer
+        and old.payer_ids == now.payer_ids
         and old.place_of_service == now.place_of_service
+        and old.location == now.location
+        and old.class_hint is now.class_hint
         and old.facility == now.facility
         and old.separate_same_day == now.separate_same_day
         and old.closed == now.closed
         and _same_time(old.inpatient_from, now.inpatient_from)
         and _same_time(old.class_at, now.class_at)
+        and _same_time(old.payer_at, now.payer_at)
     )
 
 
-class SqliteTransaction:
+class SqliteTransaction(SqliteRecords):
     """Reads and writes inside one SQLite transaction.
 
     ``_stored`` holds what the file holds for each encounter this transaction has looked at
     (``None``: no such encounter), so that ``put`` writes only what changed; ``written`` the
     states this transaction wrote, exactly as a read would return them, to publish to the
-    cache once it commits.
+    cache once it commits. Outcomes, history, links, visits and meta: ``SqliteRecords``.
     """
 
     def __init__(self, db: sqlite3.Connection, cache: StateCache) -> None:
-        self._db = db
+        super().__init__(db)
         self._cache = cache
         self._stored: dict[str, CachedState | None] = {}
         self.written: dict[str, CachedState] = {}

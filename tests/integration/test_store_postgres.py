@@ -1,4 +1,4 @@
-"""The store behaviour suite (tests/unit/test_store_contract.py) against a real PostgreSQL, plus migrations.
+"""The store behaviour suites (tests/unit/test_store_contract.py, test_store_outcomes.py) against a real PostgreSQL.
 
 The suite's test functions are imported here and collected again with this module's ``store``
 fixture: one suite, three implementations (memory, SQLite, PostgreSQL). Each test gets a fresh
@@ -20,9 +20,11 @@ from connector.store.postgres_schema import MIGRATIONS, SchemaTooNew
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # the suite lives with the unit tests
 import test_store_contract as suite
+import test_store_outcomes as outcomes_suite
 
 pytestmark = pytest.mark.integration
-globals().update({name: test for name, test in vars(suite).items() if name.startswith("test_")})
+for _module in (suite, outcomes_suite):
+    globals().update({name: test for name, test in vars(_module).items() if name.startswith("test_")})
 
 
 @pytest.fixture
@@ -41,6 +43,7 @@ def store(dsn: str) -> Iterator[Store]:
 def test_the_suite_was_imported() -> None:
     assert sum(name.startswith("test_") for name in vars(suite)) >= 7
     assert "test_state_round_trips_exactly" in globals()
+    assert "test_overlapping_visits_are_ambiguous_and_resolve_nothing" in globals()
 
 
 def test_stores_opened_together_migrate_once(dsn: str) -> None:
@@ -125,3 +128,26 @@ def test_an_expired_claim_is_taken_over(dsn: str) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_two_consumers_racing_for_one_order_id_the_first_to_commit_wins(dsn: str) -> None:
+    first, second = PostgresStore(dsn), PostgresStore(dsn)
+    try:
+        with first.transaction() as tx:
+            tx.link_orders(["FAC|O1"], "FAC|V2")
+            tx.open_encounters()  # sent: the row is now held by this uncommitted transaction
+            racer = threading.Thread(target=link_in_a_transaction, args=(second, "FAC|V1"))
+            racer.start()
+            racer.join(timeout=0.5)
+            assert racer.is_alive()  # waits on the row this transaction holds
+        racer.join(timeout=30)
+        with second.transaction() as tx:
+            assert tx.order_link("FAC|O1") == "FAC|V2"  # committed first; the smaller key does not move it
+    finally:
+        first.close()
+        second.close()
+
+
+def link_in_a_transaction(store: PostgresStore, encounter_key: str) -> None:
+    with store.transaction() as tx:
+        tx.link_orders(["FAC|O1"], encounter_key)

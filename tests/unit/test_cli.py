@@ -34,7 +34,11 @@ def test_explain_shows_why_a_push_got_no_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["explain", str(scenario)])
     assert result.exit_code == 0, result.output
     assert "96374 x1" in result.output
-    assert "no line (within_interval): Within 30 min of reported z1 at 2026-03-02 10:00 (20 min apart)" in result.output
+    assert "2026-03-02 10:20-05:00  z2" in result.output  # local time with its offset
+    assert "no line (within_interval): Within 30 min of reported z1 at 2026-03-02 10:00-05:00 (20 min apart)" in (
+        result.output
+    )
+    assert "source: scenario" in result.output
 
 
 def test_explain_rejects_a_file_that_is_not_a_scenario(tmp_path: Path) -> None:

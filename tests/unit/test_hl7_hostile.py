@@ -6,6 +6,7 @@ Each rejection is asserted by code and by a detail that names a field or rule, n
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from connector.cli.main import cli
 from connector.config import collect, load
 from connector.model import ParsedRecord
 from connector.policy.model import Policy
+from connector.policy.site import SiteProfile
 
 ZONE = ZoneInfo("America/New_York")
 BOM = b"\xef\xbb\xbf"
@@ -169,15 +171,22 @@ def test_the_first_real_problem_is_named(policy: Policy) -> None:
         (ras(control="C\\X0D\\1"), "MSH-10 holds control characters"),
         (ras(facility="GEN\x01HOSP"), "MSH-4 holds control characters"),
         (ras(mrn="MRN\\X00\\2001"), "PID-3 holds control characters"),
-        (ras(visit="").replace("PID|1||MRN2001^^^GENHOSP^MR||", "PID|1||MRN2001||") + "\r", "missing"),
     ],
 )
 def test_broken_identifiers_are_bad_identifier_naming_the_field(policy: Policy, message: str, detail: str) -> None:
     error = rejected(message, policy)
-    if detail == "missing":
-        assert error.code == "missing_encounter_key"
-        return
     assert (error.code, error.detail) == ("bad_identifier", detail)
+
+
+def test_no_visit_number_is_missing_encounter_key_only_where_the_site_chain_stops_at_the_fields(
+    policy: Policy,
+) -> None:
+    message = ras(visit="").replace("PID|1||MRN2001^^^GENHOSP^MR||", "PID|1||MRN2001||") + "\r"
+    (admin,) = parse(message, policy).administrations  # the default chain has service steps
+    assert admin.encounter_key == ""
+    fields_only = replace(policy, site=SiteProfile(identity_chain=("PV1-19", "PID-18", "PV1-50")))
+    error = rejected(message, fields_only)
+    assert (error.code, error.detail) == ("missing_encounter_key", "none of PV1-19, PID-18, PV1-50 carries a number")
 
 
 def test_an_account_number_fallback_is_checked_too(policy: Policy) -> None:

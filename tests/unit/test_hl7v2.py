@@ -91,6 +91,10 @@ def uhn(hhmm: str) -> str:
     return t(hhmm, "2012-04-25", "-04:00")
 
 
+def jahis(hhmmss: str) -> str:
+    return f"2011-07-01T{hhmmss}-04:00"
+
+
 NITRO = "1.3.6.1.4.1.12201.102.2|NITRO"
 
 
@@ -129,7 +133,7 @@ EXPECTED = [
         ),
         key="1.3.6.1.4.1.12201|284675",
         cls="inpatient",
-        at="2012-05-01T10:31:00-05:00",
+        at="2012-05-01T11:31:00-04:00",  # sent at -05:00, shown at the facility zone's offset (EDT)
     ),
     ras(
         "meditech-shaped-ras-o17-delete-lf.hl7",
@@ -138,10 +142,32 @@ EXPECTED = [
         cls="inpatient",
         at=t("23:07", "2017-06-09", "-04:00"),
     ),
-    # these three send neither PV1-19 nor PID-18 (see the spliced tests below for their fields)
-    reject("epic-shaped-ras-o17-given.hl7", "missing_encounter_key"),
-    reject("jahis-ras-o17-infusion-pump.hl7", "missing_encounter_key"),
-    reject("jahis-ras-o17-oral.hl7", "missing_encounter_key"),
+    # these three send neither PV1-19 nor PID-18 nor PV1-50: keyed "" for the service's identity
+    # chain steps (order link, ADT visit window, site fallback); see test_hl7_identity.py
+    ras(
+        "epic-shaped-ras-o17-given.hl7",
+        (A("ERX|40840090", IV, t("10:15")),),
+        key="",
+        cls="inpatient",
+        at=t("10:15"),
+    ),
+    ras(
+        "jahis-ras-o17-infusion-pump.hl7",
+        tuple(
+            A(f"HOT9|{code}", IV, jahis("08:05:21"), jahis("13:05:43"), method=("HL70164|IVP",))
+            for code in ("620007329", "620002559")
+        ),
+        key="",
+        cls="inpatient",
+        at=jahis("11:38:13.225000"),
+    ),
+    ras(
+        "jahis-ras-o17-oral.hl7",
+        (A("HOT9|108665201", "HL70162|P0", jahis("08:30:00")), A("HOT9|110626901", "HL70162|P0", jahis("08:30:00"))),
+        key="",
+        cls="inpatient",
+        at=jahis("11:38:13.225000"),
+    ),
     # Epic-shaped
     ras("epic-ras-o17-one-push.hl7", push_at("10:15")),
     ras("epic-ras-o17-given-text.hl7", (A("ERX|40840090", IV, t("11:15")),), key="GENHOSP|V1002", cls="inpatient"),
@@ -233,7 +259,8 @@ EXPECTED = [
     ),
     ras(
         "ras-o17-fraction-offset.hl7",
-        (A(OND, IV, "2026-03-02T15:15:00.500000+00:00", t("10:17"), method=PUSH),),
+        # sent at +0000, shown at the facility zone's offset: the same instant
+        (A(OND, IV, "2026-03-02T10:15:00.500000-05:00", t("10:17"), method=PUSH),),
         at="2026-03-02T10:15:00.123400-05:00",
     ),
     ras("ras-o17-end-equals-start.hl7", push_at("10:15")),
@@ -242,7 +269,7 @@ EXPECTED = [
     ras(
         "ras-o17-in1-payers.hl7",
         push_at("10:15"),
-        payer_ids=("CMS001", "MEDICARE PART B", "BCBS77", "BLUE CROSS"),
+        payer_ids=("MCR", "CMS001", "MEDICARE PART B"),  # the primary coverage only (IN1-1 = 1)
     ),
     ras("ras-o17-duplicate-identity.hl7", push_at("10:15") + push_at("11:15")),
     ras("ras-o17-no-rxr.hl7", (A(OND, "", t("10:15")),)),
@@ -263,9 +290,9 @@ EXPECTED = [
         "update",
         "emergency",
         t("09:10"),
-        payers=("CMS001", "MEDICARE", "AET123", "AETNA HEALTH", "AETNA ALT"),
+        payers=("MCR", "CMS001", "MEDICARE"),
     ),
-    adt("adt-a08-update-in1.hl7", "update", "outpatient", t("12:00"), payers=("UHC900", "UNITED HEALTHCARE")),
+    adt("adt-a08-update-in1.hl7", "update", "outpatient", t("12:00"), payers=("UHC", "UHC900", "UNITED HEALTHCARE")),
     adt("adt-a06-to-inpatient.hl7", "class_change", "inpatient", t("16:00")),
     adt("adt-a07-to-outpatient-no-evn.hl7", "class_change", "outpatient", t("18:00")),
     adt("adt-a08-observation.hl7", "update", "observation", t("13:00")),
@@ -277,8 +304,10 @@ EXPECTED = [
     reject("reject-not-hl7-two-messages.hl7", "not_hl7"),
     reject("reject-not-hl7-bad-segment-id.hl7", "not_hl7"),
     reject("reject-unsupported-orm-o01.hl7", "unsupported_message_type"),
-    reject("reject-unsupported-adt-a01.hl7", "unsupported_message_type"),
-    reject("reject-missing-encounter-key.hl7", "missing_encounter_key"),
+    # named when A01 was not read and when a RAS without a visit number was rejected here; both
+    # are read now (A01 like A04/A08; the missing key is the service's to resolve or reject)
+    adt("adt-a01-admit.hl7", "update", "inpatient", t("16:00")),
+    ras("ras-no-visit-number.hl7", (A(OND, IV, t("10:15")),), key=""),
     reject("reject-bad-timestamp-rxa3-iso.hl7", "bad_timestamp"),
     reject("reject-bad-timestamp-rxa3-month-13.hl7", "bad_timestamp"),
     reject("reject-bad-timestamp-msh7.hl7", "bad_timestamp"),
@@ -409,15 +438,16 @@ def test_one_push_carries_every_field_the_rules_read(policy: Policy) -> None:
     )
 
 
-def test_local_times_get_the_site_zones_offset_then_and_sent_offsets_stay_fixed(policy: Policy) -> None:
+def test_local_times_get_the_site_zones_offset_then_and_sent_offsets_move_to_it(policy: Policy) -> None:
     (local,) = parse(read("epic-ras-o17-one-push.hl7"), policy).administrations
     # A fixed offset (the zone's at that moment), not the zone: durations are elapsed time (DST-safe).
     assert local.start.utcoffset() == ZONE.utcoffset(datetime(2026, 3, 2, 10, 15))
     assert local.start.tzinfo is not ZONE
     assert local.start.replace(tzinfo=None) == datetime(2026, 3, 2, 10, 15)
     (offset,) = parse(read("ras-o17-fraction-offset.hl7"), policy).administrations
-    assert offset.start.tzinfo == UTC
-    assert offset.start.hour == 15  # never converted to the site zone
+    # sent at +0000: the same instant, shown at the site zone's offset then (issue #13 part 7)
+    assert offset.start == datetime(2026, 3, 2, 15, 15, 0, 500000, tzinfo=UTC)
+    assert (offset.start.hour, offset.start.utcoffset()) == (10, timedelta(hours=-5))
     assert offset.end is not None and offset.end.utcoffset() == timedelta(hours=-5)
 
 

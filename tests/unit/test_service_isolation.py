@@ -134,10 +134,10 @@ def test_closing_everything_retries_a_failed_encounter_and_reports_it_again(poli
 def test_an_encounter_event_that_raises_rejects_only_its_input(policy: Policy, monkeypatch: pytest.MonkeyPatch) -> None:
     original = service_module.apply_event
 
-    def apply_event(encounter: Encounter, event: EncounterEvent, payer: str | None) -> Encounter:
+    def apply_event(encounter: Encounter, event: EncounterEvent) -> Encounter:
         if encounter.key == BAD:
             raise KeyError("a bug")
-        return original(encounter, event, payer)
+        return original(encounter, event)
 
     monkeypatch.setattr(service_module, "apply_event", apply_event)
     store, now = MemoryStore(), [1000.0]

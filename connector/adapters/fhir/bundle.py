@@ -19,11 +19,13 @@ documents, not a FHIR server's atomic transaction interaction.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import tzinfo
 from typing import Final, cast
 
 from connector.adapters.errors import AdapterError, InvalidFhir, UnsupportedMessageType
+from connector.adapters.fhir.context import Reading
 from connector.adapters.fhir.fields import Json, parse_reference
-from connector.adapters.fhir.medadmin import Resolver
+from connector.adapters.fhir.references import Resolver
 from connector.adapters.fhir.resource import TARGETS, is_r5, precheck, record_of, type_of
 from connector.adapters.fhir.validate import R4B, R5, validate, validate_entry
 from connector.adapters.result import Parsed, PartReject
@@ -34,7 +36,14 @@ from connector.policy.model import Policy
 BUNDLE_TYPES: Final = frozenset({"transaction", "batch", "collection", "searchset", "message"})
 
 
-def read_bundle(bundle: Json, policy: Policy, position: str, window: TimeWindow, repeated: Mapping[int, str]) -> Parsed:
+def read_bundle(
+    bundle: Json,
+    policy: Policy,
+    position: str,
+    window: TimeWindow,
+    repeated: Mapping[int, str],
+    zone: tzinfo | None = None,
+) -> Parsed:
     """The records of a Bundle's MedicationAdministration and Encounter entries, and its rejected entries.
 
     Args:
@@ -43,6 +52,7 @@ def read_bundle(bundle: Json, policy: Policy, position: str, window: TimeWindow,
         position: Where the Bundle sits in its source.
         window: Accepted instants.
         repeated: Entry index → detail, for entries holding a repeated JSON key (``jsondoc``).
+        zone: Default zone of instants (``context.Reading``); None keeps offsets as sent.
 
     Raises:
         AdapterError: The Bundle as a whole cannot be read (see the module docstring).
@@ -80,13 +90,13 @@ def read_bundle(bundle: Json, policy: Policy, position: str, window: TimeWindow,
             validate_entry(version, entry, f"Bundle.entry[{i}]")
         except AdapterError as error:
             rejected[i] = _at(i, error)
-    resolver = _resolver(entries, rejected)
+    reading = Reading(policy, _resolver(entries, rejected), position, window, zone)
     records: list[ParsedRecord] = []
     for i, resource in targets.items():
         if i in rejected:
             continue
         try:
-            records.append(record_of(resource, version is R5, policy, resolver, position, window))
+            records.append(record_of(resource, version is R5, reading))
         except AdapterError as error:
             rejected[i] = _at(i, error)
     rejects = tuple(PartReject(f"entry[{i}]", rejected[i]) for i in sorted(rejected))

@@ -2,8 +2,11 @@
 
 Accepts a single MedicationAdministration or Encounter, or a Bundle of type transaction,
 batch, collection, searchset or message (MessageHeader first) carrying them. Other entries
-(MessageHeader, Patient, Medication, …) make no record, but Medication entries and contained
-Medications resolve ``medicationReference``/``medication.reference``.
+(MessageHeader, Patient, Medication, Account, Coverage, …) make no record, but they resolve
+references: Medications the drug, Encounters the facility zone of an administration,
+Accounts and Coverages an Encounter's payer (``coverage``), MedicationRequests the ordered
+infusion time (``infusion``), Locations the place. A document that is only one of these
+(an Account or Coverage on its own included) is ``unsupported_message_type``.
 
 Versions: R4/R4B JSON (``medicationCodeableConcept``/``medicationReference``, ``context``,
 ``effective[x]``; Encounter ``class`` as a Coding, ``period``) is validated with the
@@ -20,7 +23,12 @@ Unicode whitespace and rejected as ``bad_identifier`` when blank or holding cont
 Identity: the administration id comes from the resource id (stable across versions);
 ``version`` orders versions (numeric versionId zero-padded to 12 digits, then lastUpdated
 in UTC); ``dedup_key`` is ``Type/id/_history/versionId``, or ``Type/id/sha256:<digest of the
-canonical JSON>`` without a versionId. Encounter keys: ``fields.RELATIVE_BASE``.
+canonical JSON>`` without a versionId. Encounter keys: ``fhir|<Encounter id>`` whether the
+encounter is referenced relatively, absolutely or by ``urn:uuid`` (``references``).
+
+Zones: every instant an administration or encounter is dated by (effective[x],
+occurence[x], Encounter periods) is expressed in its facility's site zone, else in the
+default zone ``local_zone`` (``context.Reading``), with a fixed offset per instant.
 
 Every failure is an ``AdapterError`` whose detail names the element, never a value
 (``details``).
@@ -28,12 +36,13 @@ Every failure is an ``AdapterError`` whose detail names the element, never a val
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from typing import Final
 
 from connector.adapters.errors import InvalidFhir, OversizeInput, UnsupportedMessageType
 from connector.adapters.fhir.bundle import read_bundle
+from connector.adapters.fhir.context import Reading
 from connector.adapters.fhir.jsondoc import load
-from connector.adapters.fhir.medadmin import Resolver
 from connector.adapters.fhir.resource import TARGETS, is_r5, precheck, record_of
 from connector.adapters.fhir.validate import R4B, R5, validate
 from connector.adapters.result import Parsed
@@ -51,6 +60,7 @@ def read_fhir(
     max_bytes: int = MAX_BYTES,
     *,
     window: TimeWindow = DEFAULT_WINDOW,
+    local_zone: tzinfo | None = None,
 ) -> Parsed:
     """Read one FHIR JSON document into records, and the Bundle entries rejected on their own.
 
@@ -60,6 +70,9 @@ def read_fhir(
         position: Where the document sits in its source (file offset, queue position).
         max_bytes: Inputs larger than this are rejected unread.
         window: Accepted instants (effective[x]/occurence[x], periods, meta.lastUpdated).
+        local_zone: The default zone (``--zone``): every instant read is dated in its
+            facility's site zone (``policy.site``), else in this one; None keeps each
+            instant's offset as sent (tests, tools without a site).
 
     Returns:
         One record per usable MedicationAdministration (an administration plus a SEEN event
@@ -79,13 +92,13 @@ def read_fhir(
     if not isinstance(resource_type, str):
         raise InvalidFhir("resourceType absent or not a JSON string")
     if resource_type == "Bundle":
-        return read_bundle(document, policy, position, window, loaded.repeated)
+        return read_bundle(document, policy, position, window, loaded.repeated, local_zone)
     if resource_type not in TARGETS:
         raise UnsupportedMessageType("resourceType is not MedicationAdministration, Encounter or Bundle")
     r5 = is_r5(document)
     precheck(document, r5)
     validate(R5 if r5 else R4B, document, resource_type)
-    return Parsed((record_of(document, r5, policy, Resolver({}), position, window),))
+    return Parsed((record_of(document, r5, Reading(policy, position=position, window=window, zone=local_zone)),))
 
 
 def parse_fhir(
@@ -95,6 +108,7 @@ def parse_fhir(
     max_bytes: int = MAX_BYTES,
     *,
     window: TimeWindow = DEFAULT_WINDOW,
+    local_zone: tzinfo | None = None,
 ) -> list[ParsedRecord]:
     """``read_fhir`` with one fate per document: the records, or the first reject (whole or entry).
 
@@ -104,4 +118,4 @@ def parse_fhir(
     Raises:
         AdapterError: The document, or one of its Bundle entries, cannot be read.
     """
-    return read_fhir(raw, policy, position, max_bytes, window=window).strict()
+    return read_fhir(raw, policy, position, max_bytes, window=window, local_zone=local_zone).strict()

@@ -1,10 +1,25 @@
-"""FHIR Encounter (R4/R4B and R5 JSON) → EncounterEvent."""
+"""FHIR Encounter (R4/R4B and R5 JSON) → EncounterEvent: key, status, class, time, payer, location.
+
+- Key: ``fhir|<id>``, the key every reference form gives (``references``).
+- Time: ``at`` is dated in the site zone of the Encounter's facility (``serviceProvider``
+  id, else its display; ``SiteProfile.zone_for``), else the default zone (``--zone``).
+- Payer: ``payer_ids`` from Encounter.account → Account.coverage → Coverage.payor
+  (``coverage``).
+- Location: ``location`` is where ``location[0]`` points (the first entry, as sent): the
+  Location id its reference names (``Location/ED-1`` → ``ED-1``; a ``urn:`` reference gives the
+  id of the Location entry it resolves to), else an identifier value (the Reference's
+  ``identifier``, or the first ``identifier`` of a contained Location), else the code of
+  ``location[0].physicalType`` (R4) / ``form`` (R5) (``bd`` bed, ``wa`` ward, …). It is what
+  the site's place-of-service table is keyed by, as PV1-3 is for HL7.
+"""
 
 from __future__ import annotations
 
 from typing import Final
 
-from connector.adapters.errors import MissingEncounterKey, UnknownStatus
+from connector.adapters.errors import BadIdentifier, MissingEncounterKey, UnknownStatus
+from connector.adapters.fhir.context import Reading
+from connector.adapters.fhir.coverage import payer_ids
 from connector.adapters.fhir.fields import (
     RELATIVE_BASE,
     Json,
@@ -16,7 +31,8 @@ from connector.adapters.fhir.fields import (
     reference_id,
     text,
 )
-from connector.adapters.sanity import DEFAULT_WINDOW, TimeWindow, identifier
+from connector.adapters.fhir.references import facility_of, referenced
+from connector.adapters.sanity import identifier
 from connector.model import Coding, EncounterEvent, EncounterEventKind, EncounterRef, PatientClass
 from connector.policy.model import Policy
 
@@ -40,13 +56,14 @@ _CLOSING_R4: Final = frozenset({"finished"})
 _CLOSING_R5: Final = frozenset({"completed", "discharged"})
 
 
-def encounter_event(resource: Json, r5: bool, policy: Policy, window: TimeWindow = DEFAULT_WINDOW) -> EncounterEvent:
+def encounter_event(resource: Json, r5: bool, reading: Reading) -> EncounterEvent:
     """One Encounter as an UPDATE, or a CLOSE when finished (R4) / completed or discharged (R5).
 
     ``at`` is the period end when closing, else its start (``period`` in R4,
     ``actualPeriod`` in R5). The patient class is the first class code the policy maps; a
     class the mapping does not know is OTHER, not dropped (as for HL7 PV1-2). The id is trimmed
-    of Unicode whitespace; ``at`` and ``meta.lastUpdated`` must lie in ``window``.
+    of Unicode whitespace; ``at`` and ``meta.lastUpdated`` must lie in the window. Payer and
+    location: see the module docstring.
 
     Raises:
         MissingEncounterKey: The Encounter has no id.
@@ -54,8 +71,11 @@ def encounter_event(resource: Json, r5: bool, policy: Policy, window: TimeWindow
         BadTimestamp: ``at`` or ``meta.lastUpdated`` is not a placeable time or lies outside the window.
         UnknownStatus: The status is not a code of the resource's FHIR version
             (fhir.resources accepts any code).
+        InvalidFhir: An account, coverage or location reference names a ``#id`` that is not
+            contained, a rejected Bundle entry or a resource of the wrong type.
     """
     where = "Encounter"
+    window = reading.window
     visit = text(resource, "id", where)
     if not visit:
         raise MissingEncounterKey("Encounter.id absent")
@@ -71,7 +91,9 @@ def encounter_event(resource: Json, r5: bool, policy: Policy, window: TimeWindow
     period = obj(resource, period_name, where)
     edge = "end" if closing else "start"
     sent = period.get(edge)
-    at = moment(sent, f"{where}.{period_name}.{edge}", window) if sent is not None else None
+    facility = facility_of(resource, where)
+    zone = reading.zone_of(facility)
+    at = moment(sent, f"{where}.{period_name}.{edge}", window, zone) if sent is not None else None
     if r5:
         codings: list[Coding] = []
         for i, concept in enumerate(objects(resource, "class", where)):
@@ -79,8 +101,6 @@ def encounter_event(resource: Json, r5: bool, policy: Policy, window: TimeWindow
     else:
         sent_class = obj(resource, "class", where)
         codings = [coding_of(sent_class, f"{where}.class")] if sent_class else []
-    provider = obj(resource, "serviceProvider", where)
-    facility = reference_id(resource, "serviceProvider", where) or text(provider, "display", f"{where}.serviceProvider")
     ref = EncounterRef(
         key=f"{RELATIVE_BASE}|{visit}",
         visit_number=visit,
@@ -89,7 +109,39 @@ def encounter_event(resource: Json, r5: bool, policy: Policy, window: TimeWindow
         facility=facility,
     )
     kind = EncounterEventKind.CLOSE if closing else EncounterEventKind.UPDATE
-    return EncounterEvent(ref, kind, at, _patient_class(codings, policy))
+    return EncounterEvent(
+        ref,
+        kind,
+        at,
+        _patient_class(codings, reading.policy),
+        payer_ids=payer_ids(resource, r5, reading.resolver, where),
+        location=_location(resource, r5, reading, where),
+    )
+
+
+def _location(resource: Json, r5: bool, reading: Reading, where: str) -> str:
+    """Where ``location[0]`` points (module docstring), or ``""``."""
+    items = objects(resource, "location", where)
+    if not items:
+        return ""
+    lw = f"{where}.location[0]"
+    ref = obj(items[0], "location", lw)
+    found, named = referenced(ref, objects(resource, "contained", where), reading.resolver, f"{lw}.location")
+    is_contained = text(ref, "reference", f"{lw}.location").strip().startswith("#")
+    candidates = [] if is_contained else [named]
+    candidates.append(text(obj(ref, "identifier", f"{lw}.location"), "value", f"{lw}.location.identifier"))
+    if found is not None and is_contained:
+        candidates.extend(text(i, "value", "Location.identifier") for i in objects(found, "identifier", "Location"))
+    form = "form" if r5 else "physicalType"
+    candidates.extend(c.code for c in coded(obj(items[0], form, lw), f"{lw}.{form}").codings)
+    for candidate in candidates:
+        if not candidate:
+            continue
+        try:
+            return identifier(candidate, f"{lw}.location")
+        except BadIdentifier:  # a value no place-of-service table can hold: try the next one
+            continue
+    return ""
 
 
 def _patient_class(codings: list[Coding], policy: Policy) -> PatientClass | None:

@@ -10,7 +10,7 @@ never its value.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any, Final
 
@@ -23,12 +23,11 @@ from connector.model import EMPTY, CodedValue, Coding
 Json = dict[str, Any]
 
 RELATIVE_BASE: Final = "fhir"
-"""Assigning authority of relative references (``Encounter/123``) and of Encounter resources.
+"""The base ``parse_reference`` gives a relative reference (``Encounter/123``).
 
-A relative reference names a resource on the server that sent it, and a resource sent on its
-own carries no server address, so both get this fixed base. An absolute reference keeps its
-base URL (``https://ehr.example.org/fhir|123``); the same encounter referenced both ways by
-one feed gets two keys, so a feed must pick one style (servers use relative references).
+It is also the assigning authority of every FHIR encounter key (``references``): a feed is
+one FHIR server, so a reference's base URL is dropped and ``fhir|123`` names Encounter 123
+however it was referenced.
 """
 
 MEMO_SIZE: Final = 4096
@@ -132,13 +131,15 @@ def reference_id(parent: Json, name: str, where: str) -> str:
     return parsed[2] if parsed else ""
 
 
-def moment(value: object, where: str, window: TimeWindow = DEFAULT_WINDOW) -> datetime:
-    """A FHIR dateTime/instant as an aware datetime, keeping the offset as sent.
+def moment(value: object, where: str, window: TimeWindow = DEFAULT_WINDOW, zone: tzinfo | None = None) -> datetime:
+    """A FHIR dateTime/instant as an aware datetime, in ``zone`` when given, else with the offset as sent.
 
-    A dateTime with a time must carry a zone (FHIR requires it). A date alone (``2026-03-02``)
-    is taken as midnight UTC: FHIR gives a date no zone, and UTC is the one choice that does
-    not depend on where the adapter runs. A year or year-month has no day and is rejected.
-    Fractions beyond microseconds are truncated.
+    A dateTime with a time must carry a zone (FHIR requires it); with ``zone`` it is the same
+    instant expressed in that zone (``local``), so ``2020-05-11T03:27Z`` in America/Chicago is
+    ``2020-05-10T22:27-05:00`` and is dated 05-10. A date alone (``2026-03-02``) has no zone in
+    FHIR: it is midnight of that day in ``zone``, or midnight UTC without one (the one choice
+    that does not depend on where the adapter runs). A year or year-month has no day and is
+    rejected. Fractions beyond microseconds are truncated.
 
     Raises:
         InvalidFhir: Not a JSON string.
@@ -153,14 +154,38 @@ def moment(value: object, where: str, window: TimeWindow = DEFAULT_WINDOW) -> da
         if not _DATE.match(value) or (len(value) > 10 and value[10] != "T"):
             raise ValueError(where)
         if len(value) == 10:
-            return window.check(datetime.fromisoformat(value).replace(tzinfo=UTC), where)
+            day = datetime.fromisoformat(value)
+            if zone is None:
+                return window.check(day.replace(tzinfo=UTC), where)
+            return window.check(local(day.replace(tzinfo=zone), zone, where), where)
         found = datetime.fromisoformat(value)
     except ValueError:
         raise BadTimestamp(f"{where} is not a FHIR dateTime") from None
     if found.tzinfo is None:
         raise BadTimestamp(f"{where} has a time but no zone")
     utc_iso(found, where)  # rejects moments that cannot be placed in UTC (year 1 / 9999 edges)
-    return _with_shared_zone(window.check(found, where))
+    found = window.check(found, where)
+    return _with_shared_zone(found) if zone is None else local(found, zone, where)
+
+
+def local(value: datetime, zone: tzinfo, where: str) -> datetime:
+    """The instant ``value`` as the wall time of ``zone``, with that instant's fixed offset.
+
+    Stored times carry a fixed ``timezone(offset)`` (``store.codec``), never a named zone:
+    the offset is the zone's at that very instant, so daylight saving time is right per
+    instant (a March administration before the change keeps -06:00, one after it -05:00).
+
+    Raises:
+        BadTimestamp: The instant cannot be expressed in ``zone`` (beyond year 1 / 9999).
+    """
+    try:
+        wall = value.astimezone(UTC).astimezone(zone)
+        offset = wall.utcoffset()
+    except (OverflowError, ValueError):
+        raise BadTimestamp(f"{where} out of range") from None
+    if offset is None:  # a tzinfo that gives no offset: keep the instant as sent
+        return _with_shared_zone(value)
+    return _with_shared_zone(wall.replace(tzinfo=timezone(offset)))
 
 
 # One zone object per offset: ``fromisoformat`` makes a new one per value, and comparing

@@ -1,119 +1,72 @@
-"""FHIR MedicationAdministration (R4/R4B and R5 JSON) → Administration.
+"""FHIR MedicationAdministration (R4/R4B and R5 JSON) → Administration, plus a SEEN event for its encounter.
 
 Reads the validated JSON (see ``validate``); every failure is an ``AdapterError`` whose
-detail names the element, never its value.
+detail names the element, never its value. Besides the drug, route, method, times, dose and
+status:
+
+- Times are dated in a zone (``fields.moment``): the site zone of the facility of the
+  Encounter the administration names, when this document holds that Encounter and the site
+  profile names a zone for its ``serviceProvider``; else the default zone (``--zone``).
+- ``category`` (R4 a CodeableConcept, R5 a list of them; codes ``inpatient``,
+  ``outpatient``, ``community`` of medication-admin-category (R4) / medication-admin-location
+  (R5)) becomes the SEEN event's ``class_hint`` through the patient class mapping
+  (``mappings/patient_classes.yaml``): codings of those systems first, then any other coding
+  the mapping knows; a code it does not know gives no hint (not OTHER: a hint is a fallback).
+- ``primary``: an extension on the resource whose URL is the site's
+  ``primary_fhir_extension`` with ``valueBoolean`` true, or ``valueCode``/``valueString``
+  ``primary`` (any case); no URL configured, no primary.
+- ``ordered_minutes`` from the order ``request`` names (``infusion.ordered_minutes``), and
+  ``infuse_minutes`` from Oracle Health's infuse-over-time extension.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import ROUND_HALF_UP
+from datetime import datetime, tzinfo
 from typing import Final
 
-from connector.adapters.errors import InvalidFhir, MissingEncounterKey, MissingField, UnknownStatus
-from connector.adapters.fhir.fields import (
-    RELATIVE_BASE,
-    Json,
-    coded,
-    moment,
-    number,
-    obj,
-    objects,
-    parse_reference,
-    reference_id,
-    reference_text,
-    text,
-    utc_iso,
-)
-from connector.adapters.sanity import DEFAULT_WINDOW, TimeWindow, identifier
+from connector.adapters.errors import AdapterError, InvalidFhir, MissingField, UnknownStatus
+from connector.adapters.fhir.context import Reading
+from connector.adapters.fhir.fields import Json, coded, moment, number, obj, objects, reference_text, text, utc_iso
+from connector.adapters.fhir.infusion import infuse_minutes, ordered_minutes
+from connector.adapters.fhir.references import Resolver, encounter_ref, facility_of
+from connector.adapters.sanity import DEFAULT_WINDOW, TimeWindow
 from connector.model import (
     Administration,
     CodedValue,
     Coding,
     EncounterEvent,
     EncounterEventKind,
-    EncounterRef,
+    PatientClass,
     SourceRef,
 )
 from connector.model.ids import administration_id
 from connector.policy.model import Policy
 
 SOURCE_KIND: Final = "fhir"
-INFUSE_OVER_TIME: Final = "https://fhir-ehr.cerner.com/r4/StructureDefinition/infuse-over-time"
-MAX_INFUSE_MINUTES: Final = 7 * 24 * 60  # one documented infusion; beyond this the value is an error
-_MINUTES: Final = frozenset({"min", "mins", "minute", "minutes"})
-_HOURS: Final = frozenset({"h", "hr", "hrs", "hour", "hours"})
+CATEGORY_SYSTEMS: Final = (
+    "http://terminology.hl7.org/CodeSystem/medication-admin-category",  # R4
+    "http://terminology.hl7.org/CodeSystem/medication-admin-location",  # R5
+)
 _NO_CONTEXTS: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class Resolver:
-    """Finds the resources a reference points to: contained ones, then Bundle entries.
-
-    Attributes:
-        entries: Bundle entry resources by fullUrl and by ``Type/id`` (empty outside a Bundle).
-        refused: Names (fullUrl, ``Type/id``) of Bundle entries that were rejected.
-    """
-
-    entries: Mapping[str, Json]
-    refused: frozenset[str] = frozenset()
-
-    def find(self, reference: str, contained: list[Json], where: str) -> Json | None:
-        """The resource a literal reference names, or None when it is not in this document.
-
-        Raises:
-            InvalidFhir: A ``#id`` reference with no contained resource of that id (FHIR dom-3),
-                or a reference to a rejected Bundle entry.
-        """
-        if reference.startswith("#"):
-            for resource in contained:
-                if resource.get("id") == reference[1:]:
-                    return resource
-            raise InvalidFhir(f"{where} names a contained resource that is not there")
-        return self.entry(reference, where)
-
-    def entry(self, reference: str, where: str) -> Json | None:
-        """The Bundle entry resource a reference names (by fullUrl, else ``Type/id``), or None.
-
-        Raises:
-            InvalidFhir: The reference names an entry that was rejected.
-        """
-        names = [reference]
-        parsed = parse_reference(reference)
-        if parsed is not None:
-            names.append(f"{parsed[1]}/{parsed[2]}")
-        for name in names:
-            found = self.entries.get(name)
-            if found is not None:
-                return found
-        if self.refused.intersection(names):
-            raise InvalidFhir(f"{where} names a rejected Bundle entry")
-        return None
-
-
-def administration(
-    resource: Json, r5: bool, policy: Policy, resolver: Resolver, position: str, window: TimeWindow = DEFAULT_WINDOW
-) -> tuple[Administration, EncounterEvent]:
+def administration(resource: Json, r5: bool, reading: Reading) -> tuple[Administration, EncounterEvent]:
     """One MedicationAdministration as an administration plus a SEEN event for its encounter.
 
     Args:
         resource: The validated resource JSON.
         r5: Whether it is R5 JSON (``medication``, ``encounter``, ``occurence[x]``).
-        policy: Supplies the status mapping.
-        resolver: Finds referenced Medication and Encounter resources.
-        position: Where the input sits in its source.
-        window: Accepted instants (effective[x]/occurence[x], meta.lastUpdated).
+        reading: Mappings, site profile, Bundle entries, window and default zone.
 
     Returns:
-        The administration and the encounter it was seen in.
+        The administration and the encounter it was seen in (with the ``category`` hint).
 
     Raises:
         AdapterError: Missing id, unmapped status, no encounter, no time or one outside the
             window, no drug; an identifier that is blank or holds control characters.
     """
     where = "MedicationAdministration"
+    policy, resolver = reading.policy, reading.resolver
     resource_id = text(resource, "id", where)
     if not resource_id:
         raise MissingField("MedicationAdministration.id")
@@ -121,8 +74,11 @@ def administration(
     status = policy.status_of(status_text, SOURCE_KIND)
     if status is None:
         raise UnknownStatus("MedicationAdministration.status not in the status mapping")
-    encounter = encounter_ref(resource, "encounter" if r5 else "context", resolver, where)
-    start, end = _when(resource, r5, where, window)
+    context = "encounter" if r5 else "context"
+    encounter = encounter_ref(resource, context, resolver, where)
+    zone = reading.zone_of(_facility(resource, context, resolver, where))
+    start, end = _when(resource, r5, where, reading.window, zone)
+    contained = objects(resource, "contained", where)
     dosage = obj(resource, "dosage", where)
     dw = f"{where}.dosage"
     dose = obj(dosage, "dose", dw)
@@ -136,55 +92,64 @@ def administration(
         method=coded(obj(dosage, "method", dw), f"{dw}.method"),
         end=end,
         status=status,
-        version=version_of(resource, where, window),
+        version=version_of(resource, where, reading.window),
         site=site.codings[0].code if site.codings and site.codings[0].code else site.text,
         dose=number(dose, "value", f"{dw}.dose"),
         dose_unit=text(dose, "code", f"{dw}.dose") or text(dose, "unit", f"{dw}.dose"),
-        infuse_minutes=_infuse_minutes(resource, where),
+        infuse_minutes=infuse_minutes(resource, where),
+        ordered_minutes=ordered_minutes(resource, contained, resolver, where),
         has_rate=bool(obj(dosage, "rateRatio", dw) or obj(dosage, "rateQuantity", dw)),
+        primary=_primary(resource, policy.site.primary_fhir_extension, where),
         contexts=_NO_CONTEXTS,
-        source=SourceRef(SOURCE_KIND, f"MedicationAdministration/{resource_id}", position),
+        source=SourceRef(SOURCE_KIND, f"MedicationAdministration/{resource_id}", reading.position),
     )
-    return admin, EncounterEvent(encounter, EncounterEventKind.SEEN)
+    hint = _class_hint(resource, r5, policy, where)
+    return admin, EncounterEvent(encounter, EncounterEventKind.SEEN, class_hint=hint)
 
 
-def encounter_ref(resource: Json, name: str, resolver: Resolver, where: str) -> EncounterRef:
-    """The encounter a resource's ``context``/``encounter`` Reference names.
+def _facility(resource: Json, name: str, resolver: Resolver, where: str) -> str:
+    """The ``serviceProvider`` of the Encounter the administration names, when this document holds it."""
+    literal = reference_text(obj(resource, name, where), f"{where}.{name}")
+    target = resolver.get(literal) if literal else None
+    if target is None or target.get("resourceType") != "Encounter":
+        return ""
+    try:
+        return facility_of(target)
+    except AdapterError:  # that Encounter's own record is rejected for it; here it names no zone
+        return ""
 
-    Key: ``base|id`` with the reference's base URL, or ``RELATIVE_BASE`` for a relative
-    reference. A ``urn:`` reference to a Bundle entry uses that Encounter's id (base
-    ``RELATIVE_BASE``, as for Encounter resources). A logical reference (``identifier``
-    only) uses ``system|value``. References and identifier values are trimmed of Unicode
-    whitespace (``sanity.identifier``).
 
-    Raises:
-        MissingEncounterKey: No reference, or one that does not name an Encounter by id.
-        BadIdentifier: A reference or identifier that is blank or holds control characters.
-    """
-    ref = obj(resource, name, where)
-    if not ref:
-        raise MissingEncounterKey(f"{where}.{name} absent")
-    rw = f"{where}.{name}"
-    patient = reference_id(resource, "subject", where)
-    literal = reference_text(ref, rw)
-    if literal:
-        parsed = parse_reference(literal)
-        if parsed is None and literal.startswith("urn:"):
-            target = resolver.entry(literal, f"{rw}.reference")
-            if target is not None and target.get("resourceType") == "Encounter":
-                target_id = text(target, "id", rw)
-                parsed = (RELATIVE_BASE, "Encounter", identifier(target_id, f"{rw}.reference") if target_id else "")
-        if parsed is None or parsed[1] != "Encounter" or not parsed[2]:
-            raise MissingEncounterKey(f"{rw}.reference does not name an Encounter by id")
-        base, _, visit = parsed
-        return EncounterRef(f"{base}|{visit}", visit, base, patient)
-    logical = obj(ref, "identifier", rw)
-    iw = f"{rw}.identifier"
-    system, value = text(logical, "system", iw), text(logical, "value", iw)
-    if not system or not value:
-        raise MissingEncounterKey(f"{rw} has neither a reference nor an identifier system and value")
-    system, value = identifier(system, f"{iw}.system"), identifier(value, f"{iw}.value")
-    return EncounterRef(f"{system}|{value}", value, system, patient)
+def _class_hint(resource: Json, r5: bool, policy: Policy, where: str) -> PatientClass | None:
+    """The patient class ``category`` implies (module docstring), or None."""
+    if r5:
+        concepts = objects(resource, "category", where)
+        names = [f"{where}.category[{i}]" for i in range(len(concepts))]
+    else:
+        concepts = [obj(resource, "category", where)]
+        names = [f"{where}.category"]
+    codings = [c for concept, cw in zip(concepts, names, strict=True) for c in coded(concept, cw).codings]
+    ranked = sorted(codings, key=lambda c: c.system not in CATEGORY_SYSTEMS)
+    for coding in ranked:
+        found = policy.patient_class_of(coding.code) if coding.code else None
+        if found is not None:
+            return found
+    return None
+
+
+def _primary(resource: Json, url: str, where: str) -> bool:
+    """Whether the site's ``primary`` extension marks the administration (module docstring)."""
+    if not url:
+        return False
+    for i, extension in enumerate(objects(resource, "extension", where)):
+        if extension.get("url") != url:
+            continue
+        if extension.get("valueBoolean") is True:
+            return True
+        ew = f"{where}.extension[{i}]"
+        sent = text(extension, "valueCode", ew) or text(extension, "valueString", ew)
+        if sent.strip().lower() == "primary":
+            return True
+    return False
 
 
 def version_of(resource: Json, where: str, window: TimeWindow = DEFAULT_WINDOW) -> str:
@@ -205,12 +170,14 @@ def utc_text(value: str, where: str, window: TimeWindow = DEFAULT_WINDOW) -> str
     return utc_iso(moment(value, where, window), where)
 
 
-def _when(resource: Json, r5: bool, where: str, window: TimeWindow) -> tuple[datetime, datetime | None]:
-    """Start and end from effective[x] (R4) or occurence[x] (R5); a zero-length period has no end."""
+def _when(
+    resource: Json, r5: bool, where: str, window: TimeWindow, zone: tzinfo | None
+) -> tuple[datetime, datetime | None]:
+    """Start and end from effective[x] (R4) or occurence[x] (R5), in ``zone``; a zero-length period has no end."""
     prefix = "occurence" if r5 else "effective"
     instant = resource.get(f"{prefix}DateTime")
     if instant is not None:
-        return moment(instant, f"{where}.{prefix}DateTime", window), None
+        return moment(instant, f"{where}.{prefix}DateTime", window, zone), None
     period = obj(resource, f"{prefix}Period", where)
     if not period:
         if r5 and resource.get("occurenceTiming") is not None:
@@ -219,8 +186,8 @@ def _when(resource: Json, r5: bool, where: str, window: TimeWindow) -> tuple[dat
     pw = f"{where}.{prefix}Period"
     if period.get("start") is None:
         raise MissingField(f"{pw}.start absent")
-    start = moment(period["start"], f"{pw}.start", window)
-    end = moment(period["end"], f"{pw}.end", window) if period.get("end") is not None else None
+    start = moment(period["start"], f"{pw}.start", window, zone)
+    end = moment(period["end"], f"{pw}.end", window, zone) if period.get("end") is not None else None
     if end is not None and end < start:
         raise InvalidFhir(f"{pw}.end before start (per-1)")
     return start, None if end == start else end
@@ -267,24 +234,3 @@ def _referenced(parent: Json, name: str, contained: list[Json], resolver: Resolv
         if name_text:
             texts.append(name_text)
     return CodedValue(tuple(codings), code.text or " + ".join(texts) or display)
-
-
-def _infuse_minutes(resource: Json, where: str) -> int | None:
-    """Minutes from Oracle Health's infuse-over-time extension (hours converted), or None."""
-    for i, extension in enumerate(objects(resource, "extension", where)):
-        if extension.get("url") != INFUSE_OVER_TIME:
-            continue
-        ew = f"{where}.extension[{i}].valueQuantity"
-        quantity = obj(extension, "valueQuantity", f"{where}.extension[{i}]")
-        value = number(quantity, "value", ew)
-        if value is None:
-            raise MissingField(f"{ew}.value absent")
-        unit = (text(quantity, "code", ew) or text(quantity, "unit", ew) or "min").strip().lower()
-        if unit in _HOURS:
-            value *= 60
-        elif unit not in _MINUTES:
-            raise InvalidFhir(f"{ew} unit is neither minutes nor hours")
-        if not 0 <= value <= MAX_INFUSE_MINUTES:
-            raise InvalidFhir(f"{ew}.value is negative or longer than a week")
-        return int(value.to_integral_value(rounding=ROUND_HALF_UP))
-    return None

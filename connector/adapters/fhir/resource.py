@@ -10,14 +10,14 @@ from typing import Final
 import orjson
 
 from connector.adapters.errors import MissingField
+from connector.adapters.fhir.context import Reading
 from connector.adapters.fhir.details import learn
 from connector.adapters.fhir.encounter import encounter_event
 from connector.adapters.fhir.fields import Json
-from connector.adapters.fhir.medadmin import Resolver, administration
-from connector.adapters.sanity import DEFAULT_WINDOW, TimeWindow, identifier
+from connector.adapters.fhir.medadmin import administration
+from connector.adapters.sanity import identifier
 from connector.model import ParsedRecord
 from connector.model.ids import digest
-from connector.policy.model import Policy
 
 MEDICATION_ADMINISTRATION: Final = "MedicationAdministration"
 ENCOUNTER: Final = "Encounter"
@@ -143,14 +143,7 @@ def dedup_key(resource: Json) -> str:
     return f"{resource_type}/{ident}/sha256:{digest((canonical,))}"
 
 
-def record_of(
-    resource: Json,
-    r5: bool,
-    policy: Policy,
-    resolver: Resolver,
-    position: str,
-    window: TimeWindow = DEFAULT_WINDOW,
-) -> ParsedRecord:
+def record_of(resource: Json, r5: bool, reading: Reading) -> ParsedRecord:
     """The record of one validated MedicationAdministration or Encounter.
 
     Raises:
@@ -158,6 +151,6 @@ def record_of(
     """
     key = dedup_key(resource)
     if resource["resourceType"] == MEDICATION_ADMINISTRATION:
-        admin, seen = administration(resource, r5, policy, resolver, position, window)
+        admin, seen = administration(resource, r5, reading)
         return ParsedRecord(key, (admin,), (seen,))
-    return ParsedRecord(key, (), (encounter_event(resource, r5, policy, window),))
+    return ParsedRecord(key, (), (encounter_event(resource, r5, reading),))

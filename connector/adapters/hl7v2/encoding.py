@@ -158,4 +158,3 @@ def _hex_text(digits: str, codec: str) -> str | None:
         return None
     data = bytes.fromhex(digits)
     return decode_text(data, codec)
-

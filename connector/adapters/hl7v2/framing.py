@@ -114,4 +114,3 @@ def _unframe(data: bytes) -> bytes:
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
     return data.strip(b"\r\n\t ")
-

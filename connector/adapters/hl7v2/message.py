@@ -1,27 +1,29 @@
 """HL7 v2 inbound adapter: one RAS or ADT message → administrations and encounter events.
 
 Reads RAS^O17 / RAS^O01 (v2.3–v2.8) administrations and the ADT triggers that change an
-encounter (A03 close, A04/A08 update, A06/A07 class change). The generic reading (framing,
-charset, delimiters, escapes, DTM) lives in the sibling modules; this one knows which
-header, patient, visit and insurance field means what (shared/docs/hl7-notes.md), and
-``ras`` knows the administration segments.
+encounter (A01 admit, A04 register, A05 pre-admit and A08 update; A03 close; A06/A07 class
+change). The generic reading (framing, charset, delimiters, escapes, DTM) lives in the sibling
+modules; this one knows which header, patient and visit field means what
+(shared/docs/hl7-notes.md); ``identity`` follows the site's identity chain, ``insurance``
+picks the primary coverage, and ``ras``/``groups`` know the administration segments.
+
+Times are read in the facility's zone: ``policy.site.zone_for(MSH-4)``, else ``local_zone``
+(``--zone``); see ``timestamps``.
 
 Every failure is an ``AdapterError`` whose detail names the field, never its value.
 """
 
 from __future__ import annotations
 
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 
-from connector.adapters.errors import (
-    MissingEncounterKey,
-    MissingField,
-    UnsupportedMessageType,
-    UnsupportedStructure,
-)
+from connector.adapters.errors import MissingField, UnsupportedMessageType, UnsupportedStructure
 from connector.adapters.hl7v2.framing import MAX_BYTES, read_message
+from connector.adapters.hl7v2.groups import primary_field
+from connector.adapters.hl7v2.identity import encounter_ref, identity_hints, patient_key, placer_ids
+from connector.adapters.hl7v2.insurance import primary_payer_ids
 from connector.adapters.hl7v2.ras import SOURCE_KIND, RasReader
-from connector.adapters.hl7v2.segments import Message, Segment, components_of
+from connector.adapters.hl7v2.segments import Message, Segment
 from connector.adapters.hl7v2.timestamps import Clock
 from connector.adapters.sanity import DEFAULT_WINDOW, TimeWindow, identifier
 from connector.model import (
@@ -31,13 +33,16 @@ from connector.model import (
     ParsedRecord,
     PatientClass,
     SourceRef,
+    VisitWindow,
 )
 from connector.policy.model import Policy
 
 _RAS_TRIGGERS = frozenset({"O17", "O01"})
 _ADT_TRIGGERS = {
+    "A01": EncounterEventKind.UPDATE,
     "A03": EncounterEventKind.CLOSE,
     "A04": EncounterEventKind.UPDATE,
+    "A05": EncounterEventKind.UPDATE,
     "A08": EncounterEventKind.UPDATE,
     "A06": EncounterEventKind.CLASS_CHANGE,
     "A07": EncounterEventKind.CLASS_CHANGE,
@@ -58,14 +63,18 @@ def parse_hl7(
     Args:
         raw: One message as received (``\r``, ``\n`` or ``\r\n`` terminators; MLLP framing
             allowed).
-        policy: Supplies the status (RXA-20) and patient class (PV1-2) mappings.
-        local_zone: The site's zone, attached to timestamps sent without an offset.
+        policy: Supplies the status (RXA-20) and patient class (PV1-2) mappings and the site
+            profile (facility zones, identity chain, primary field).
+        local_zone: The default zone (``--zone``), for facilities the site profile names none for.
         position: Where the message sits in its source (file offset, queue position).
         max_bytes: Inputs larger than this are rejected unread.
-        window: Every time read (MSH-7, EVN-2, RXA-3/4/22) must fall inside it.
+        window: Every time read (MSH-7, EVN-2, RXA-3/4/22, PV1-44/45) must fall inside it.
 
     Returns:
-        The administrations (RAS) and encounter events (RAS and ADT) the message carries.
+        The administrations (RAS) and encounter events (RAS and ADT) the message carries. A
+        RAS whose identity chain steps carry no visit number has them keyed ``""`` and
+        ``unresolved`` set (see ``identity``); a RAS with one sets ``order_ids``; an ADT with
+        a patient id sets ``visit``.
 
     Raises:
         AdapterError: Any input that cannot be read; nothing else escapes for any bytes. The
@@ -78,26 +87,30 @@ def parse_hl7(
     kind, trigger = header[9].upper(), msh.value(9, 2).upper()
     is_ras = kind == "RAS" and trigger in _RAS_TRIGGERS
     if not is_ras and not (kind == "ADT" and trigger in _ADT_TRIGGERS):
-        raise UnsupportedMessageType("MSH-9 is not RAS^O17/O01 or ADT^A03/A04/A06/A07/A08")
+        raise UnsupportedMessageType("MSH-9 is not RAS^O17/O01 or ADT^A01/A03/A04/A05/A06/A07/A08")
     _check_structure(message, is_ras)
     if not header[10]:
         raise MissingField("MSH-10 empty")
     control_id = identifier(header[10], "MSH-10")
     facility = identifier(header[4], "MSH-4") if header[4] else ""
-    clock = Clock(local_zone, window)
+    site = policy.site
+    clock = Clock(site.zone_for(facility) or local_zone, window)
     sent_text = header[7]
     sent_at = clock.at(sent_text, "MSH-7") if sent_text else None
     pid, pv1 = message.first("PID"), message.first("PV1")
-    encounter = _encounter(pid, pv1, facility)
+    encounter = encounter_ref(pid, pv1, facility, site, resolvable=is_ras)
     patient_class = _patient_class(pv1, policy)
-    payer_ids = _payer_ids(message)
+    payer_ids = primary_payer_ids(message)
+    location = " ".join(pv1.value(3).split()) if pv1 else ""
     dedup_key = f"{header[3]}|{facility}|{control_id}"
     if not is_ras:
         evn = message.first("EVN")
         recorded = evn.value(2) if evn else ""
         at = clock.at(recorded, "EVN-2") if recorded else sent_at
-        event = EncounterEvent(encounter, _ADT_TRIGGERS[trigger], at, patient_class, payer_ids)
-        return ParsedRecord(dedup_key, (), (event,))
+        event_kind = _ADT_TRIGGERS[trigger]
+        event = EncounterEvent(encounter, event_kind, at, patient_class, payer_ids, location)
+        visit = _visit(pid, pv1, encounter, facility, clock, at, event_kind is EncounterEventKind.CLOSE)
+        return ParsedRecord(dedup_key, (), (event,), visit=visit)
     reader = RasReader(
         policy,
         clock,
@@ -106,10 +119,14 @@ def parse_hl7(
         encounter.key,
         pv1.value(3) if pv1 else "",
         SourceRef(SOURCE_KIND, control_id, position),
+        primary_field(site.primary_hl7),
     )
     administrations = reader.administrations(message)
-    seen = EncounterEvent(encounter, EncounterEventKind.SEEN, sent_at, patient_class, payer_ids)
-    return ParsedRecord(dedup_key, administrations, (seen,))
+    seen = EncounterEvent(encounter, EncounterEventKind.SEEN, sent_at, patient_class, payer_ids, location)
+    if encounter.key:
+        return ParsedRecord(dedup_key, administrations, (seen,), order_ids=placer_ids(message, facility))
+    hints = identity_hints(message, pid, facility, tuple(a.start for a in administrations))
+    return ParsedRecord(dedup_key, administrations, (seen,), unresolved=hints)
 
 
 def _check_structure(message: Message, is_ras: bool) -> None:
@@ -136,31 +153,6 @@ def _check_structure(message: Message, is_ras: bool) -> None:
             raise UnsupportedStructure(f"{name} after the first order")
 
 
-def _encounter(pid: Segment | None, pv1: Segment | None, facility: str) -> EncounterRef:
-    """Encounter from PV1-19 (visit number), else PID-18 (account number).
-
-    The assigning authority is CX.4 (its HD.1), else the sending facility (MSH-4). A number
-    or authority that is sent must be a usable identifier (``sanity.identifier``): a broken
-    visit number is a reject, never a fallback to the account number.
-    """
-    where, cx = "PV1-19", pv1.components(19) if pv1 else []
-    if not cx or not cx[0]:
-        where, cx = "PID-18", pid.components(18) if pid else []
-    if not cx or not cx[0]:
-        raise MissingEncounterKey("neither PV1-19 nor PID-18 carries a number")
-    visit = identifier(cx[0], where)
-    sent_authority = cx[3] if len(cx) > 3 else ""
-    authority = identifier(sent_authority, f"{where} CX.4") if sent_authority else facility
-    patient = pid.value(3) if pid else ""
-    return EncounterRef(
-        key=f"{authority}|{visit}",
-        visit_number=visit,
-        assigning_authority=authority,
-        patient_id=identifier(patient, "PID-3") if patient else "",
-        facility=facility,
-    )
-
-
 def _patient_class(pv1: Segment | None, policy: Policy) -> PatientClass | None:
     """PV1-2 through the policy; a class the mapping does not know is OTHER, not dropped."""
     sent = pv1.value(2) if pv1 else ""
@@ -169,14 +161,26 @@ def _patient_class(pv1: Segment | None, policy: Policy) -> PatientClass | None:
     return policy.patient_class_of(sent) or PatientClass.OTHER
 
 
-def _payer_ids(message: Message) -> tuple[str, ...]:
-    """Insurance plan (IN1-3 CX.1) and company (IN1-4 XON.1) ids of every IN1, in order."""
-    found: dict[str, None] = {}  # ordered and de-duplicated in linear time, however many repetitions
-    for in1 in message.every("IN1"):
-        for number in (3, 4):
-            for repetition in in1.repetitions(number):
-                value = components_of(repetition, in1.syntax)[0]
-                if value:
-                    found[value] = None
-    return tuple(found)
+def _visit(
+    pid: Segment | None,
+    pv1: Segment | None,
+    encounter: EncounterRef,
+    facility: str,
+    clock: Clock,
+    at: datetime | None,
+    closes: bool,
+) -> VisitWindow | None:
+    """The patient's visit window an ADT states, for the identity chain's ``visit`` step.
 
+    From the admit time (PV1-44) else the event time; to the discharge time (PV1-45), else
+    open, except that a discharge (A03) without PV1-45 ends at its event time. None when the
+    message names no patient (PID-3).
+    """
+    patient = patient_key(pid, facility)
+    if not patient:
+        return None
+    admitted = pv1.value(44) if pv1 else ""
+    discharged = pv1.value(45) if pv1 else ""
+    start = clock.at(admitted, "PV1-44") if admitted else at
+    end = clock.at(discharged, "PV1-45") if discharged else (at if closes else None)
+    return VisitWindow(patient, encounter.key, start, end)

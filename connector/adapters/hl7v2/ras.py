@@ -1,8 +1,9 @@
 """HL7 v2 RAS administrations: ORC/RXA/RXR groups → ``Administration`` objects.
 
-Which RXA belongs to which order and route, which fields carry the drug, times, status,
-dose and route/method codings, and the ids derived from the source identity. Every failure
-is an ``AdapterError`` whose detail names the field, never its value.
+Which fields carry the drug, times, status, dose and route/method codings, and the ids
+derived from the source identity; ``groups`` says which RXA belongs to which order and route,
+and what the order adds (ordered minutes, the ``primary`` flag). Every failure is an
+``AdapterError`` whose detail names the field, never its value.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from functools import lru_cache
 
 from connector.adapters.errors import MissingField, UnknownStatus
 from connector.adapters.hl7v2.encoding import Syntax
-from connector.adapters.hl7v2.segments import Message, Segment, components_of
+from connector.adapters.hl7v2.groups import Group, groups, is_primary, ordered_minutes
+from connector.adapters.hl7v2.segments import Message, components_of
 from connector.adapters.hl7v2.timestamps import Clock
 from connector.model import (
     EMPTY,
@@ -25,6 +27,7 @@ from connector.model import (
 )
 from connector.model.ids import administration_id
 from connector.policy.model import Policy
+from connector.policy.site import PrimaryField
 
 SOURCE_KIND = "hl7v2"
 ROUTE_SYSTEM = "HL70162"  # RXR-1 route of administration
@@ -40,7 +43,7 @@ _RXA_FIELDS = 23  # RXA-0 … RXA-22: everything the adapter reads, split in one
 class RasReader:
     """Builds the administrations of one RAS message."""
 
-    __slots__ = ("clock", "department", "encounter_key", "facility", "policy", "sent_utc", "source")
+    __slots__ = ("clock", "department", "encounter_key", "facility", "policy", "primary", "sent_utc", "source")
 
     def __init__(
         self,
@@ -51,6 +54,7 @@ class RasReader:
         encounter_key: str,
         department: str,
         source: SourceRef,
+        primary: PrimaryField | None = None,
     ) -> None:
         self.policy = policy
         self.clock = clock
@@ -59,46 +63,28 @@ class RasReader:
         self.encounter_key = encounter_key
         self.department = department
         self.source = source
+        self.primary = primary
 
     def administrations(self, message: Message) -> tuple[Administration, ...]:
-        """Group RXAs by order and route, then build one administration per RXA.
-
-        An ORC opens an order; each run of RXA is closed by the next RXR, which is the route
-        of every RXA since the last RXR or ORC. An RXR with no RXA before it belongs to the
-        order detail (RXO/RXE) and says what was ordered, not given. hl7apy's
-        ``find_groups`` gets ``RXA RXA RXR RXA RXA RXR`` wrong; this loop is why it is not used.
-        """
-        placer = filler = ""
-        pending: list[tuple[str, str, Segment]] = []
-        grouped: list[tuple[str, str, Segment, Segment | None]] = []
-        for segment in message.segments:
-            name = segment.name
-            if name == "RXA":
-                pending.append((placer, filler, segment))
-            elif name == "RXR":
-                grouped.extend((p, f, rxa, segment) for p, f, rxa in pending)
-                pending.clear()
-            elif name == "ORC":
-                grouped.extend((p, f, rxa, None) for p, f, rxa in pending)
-                pending.clear()
-                placer, filler = segment.value(2), segment.value(3)
-        grouped.extend((p, f, rxa, None) for p, f, rxa in pending)
+        """One administration per RXA, with the order and route ``groups`` gives it."""
+        grouped = groups(message)
         if not grouped:
             raise MissingField("RAS without RXA")
         used: set[str] = set()
         out = []
-        for ordinal, (placer, filler, rxa, rxr) in enumerate(grouped, start=1):
-            values = rxa.values(_RXA_FIELDS)
-            identity = (self.facility, placer, filler, values[1], values[2])
+        for ordinal, group in enumerate(grouped, start=1):
+            values = group.rxa.values(_RXA_FIELDS)
+            identity = (self.facility, group.placer, group.filler, values[1], values[2])
             admin_id = administration_id(SOURCE_KIND, *identity)
             if admin_id in used:  # the same identity twice in one message: keep both, deterministically
                 admin_id = administration_id(SOURCE_KIND, *identity, str(ordinal))
             used.add(admin_id)
-            out.append(self._administration(admin_id, rxa, values, rxr))
+            out.append(self._administration(admin_id, message, group, values))
         return tuple(out)
 
-    def _administration(self, admin_id: str, rxa: Segment, values: list[str], rxr: Segment | None) -> Administration:
+    def _administration(self, admin_id: str, message: Message, group: Group, values: list[str]) -> Administration:
         clock = self.clock
+        rxa, rxr = group.rxa, group.rxr
         start_text = values[3]
         if not start_text:
             raise MissingField("RXA-3 empty")
@@ -130,7 +116,9 @@ class RasReader:
             site=site,
             dose=Decimal(dose_text) if _NUMBER.fullmatch(dose_text) else None,
             dose_unit=values[7],
+            ordered_minutes=ordered_minutes(message, group),
             has_rate=bool(values[12]),
+            primary=self.primary is not None and is_primary(message, group, self.primary),
             contexts=_NO_CONTEXTS,
             department=self.department,
             source=self.source,

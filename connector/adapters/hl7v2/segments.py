@@ -149,4 +149,3 @@ def components_of(repetition: str, syntax: Syntax) -> list[str]:
             part = unescape(part, syntax)
         out.append(part)
     return out
-

@@ -1,4 +1,10 @@
-"""HL7 v2 DTM timestamps: parsed by hand (the hot path), aware, and expressible in UTC."""
+"""HL7 v2 DTM timestamps: parsed by hand (the hot path), aware, and expressible in UTC.
+
+Every time is read in the facility's zone (the site zone of MSH-4, else ``--zone``): a value
+sent without an offset is a local reading there; a value sent with one is that instant, shown
+at the facility's offset then, so that its ``date()`` is the facility's local date (a
+``+0000`` 03:27 at a Chicago facility is 22:27 the day before).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,7 @@ from connector.adapters.errors import BadTimestamp
 from connector.adapters.sanity import DEFAULT_WINDOW, TimeWindow
 
 
-def parse_dtm(
-    text: str, zone: tzinfo, where: str, need_day: bool = False, notes: list[str] | None = None
-) -> datetime:
+def parse_dtm(text: str, zone: tzinfo, where: str, need_day: bool = False, notes: list[str] | None = None) -> datetime:
     """Parse an HL7 DTM ``YYYY[MM[DD[HH[MM[SS[.S+]]]]]][+/-ZZZZ]``.
 
     Args:
@@ -31,7 +35,7 @@ def parse_dtm(
     # Sliced by hand rather than with a regex or strptime: this runs several times per
     # administration and was the largest single cost of a RAS after the model objects.
     tz = zone
-    if len(text) >= 9 and text[-5] in "+-":  # no offset-free DTM has a sign there
+    if has_offset(text):
         tz = _ZONES.get(text[-5:]) or _offset_zone(text[-5:], where)
         text = text[:-5]
     if text.isascii() and text.isdigit():
@@ -62,6 +66,30 @@ def parse_dtm(
     if tz is zone and type(zone) is not timezone:
         return on_instant(moment, where, notes)
     return moment
+
+
+def has_offset(text: str) -> bool:
+    """Whether a DTM text ends in a ``+HHMM``/``-HHMM`` offset (no offset-free DTM has a sign there)."""
+    return len(text) >= 9 and text[-5] in "+-"
+
+
+def in_zone(moment: datetime, zone: tzinfo, where: str) -> datetime:
+    """The same instant at the offset ``zone`` has then, as a fixed offset.
+
+    Raises:
+        BadTimestamp: The instant cannot be expressed in ``zone`` (the edges of year 1 / 9999).
+    """
+    try:
+        local = moment.astimezone(zone)
+        offset = local.utcoffset()
+    except (OverflowError, ValueError) as error:
+        raise BadTimestamp(f"{where} out of range") from error
+    if offset is None or type(zone) is timezone:  # already a fixed offset
+        return local
+    fixed = _FIXED.get(offset)
+    if fixed is None:
+        fixed = _FIXED[offset] = timezone(offset)
+    return local.replace(tzinfo=fixed)
 
 
 def on_instant(moment: datetime, where: str, notes: list[str] | None = None) -> datetime:
@@ -141,7 +169,8 @@ class Clock:
     """DTM parsing for one message, memoised: RXA-4 often repeats RXA-3, RXA-22 MSH-7.
 
     Every value read is checked against ``window`` (once per distinct text): a service dated
-    year 1 or 9999 is ``bad_timestamp``, never a charge.
+    year 1 or 9999 is ``bad_timestamp``, never a charge. ``zone`` is the facility's: values
+    without an offset are read in it, values with one are moved to it (``in_zone``).
     """
 
     __slots__ = ("_moments", "_utc", "ambiguous", "window", "zone")
@@ -159,8 +188,10 @@ class Clock:
         moment = self._moments.get((text, need_day))
         if moment is None:
             notes: list[str] = []
-            moment = parse_dtm(text, self.zone, where, need_day, notes)
-            moment = self._moments[text, need_day] = self.window.check(moment, where)
+            moment = self.window.check(parse_dtm(text, self.zone, where, need_day, notes), where)
+            if has_offset(text):
+                moment = in_zone(moment, self.zone, where)
+            self._moments[text, need_day] = moment
             if notes:
                 self.ambiguous[text] = notes[0].rpartition(" ")[2]
         return moment
@@ -178,4 +209,3 @@ class Clock:
         if found is None:
             found = self._utc[text] = utc_iso(self.at(text, where), where)
         return found
-

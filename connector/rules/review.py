@@ -1,0 +1,84 @@
+"""Which lines a person must review, and why (docs/rules.md decisions 21 and 22).
+
+- Times a DST change made ambiguous (§2 "Time"): every line of that local day (decision 21).
+- A documented infusion far longer than ordered (decision 22): CPT codes infusion time from
+  the documented start and stop, so the documented time is coded; but a duration over twice
+  the ordered one *and* at least an hour longer is more often a stop time charted late than
+  a slow infusion, so the lines it feeds are flagged, naming both durations.
+- Encounter-wide reasons (unknown class, unmapped payer: ``setting.py``) flag every line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from connector.model import Encounter, Review
+from connector.rules.classify import Service
+from connector.rules.units import Unit
+
+DURATION_REVIEW = "duration_review"
+TIME_REVIEW = "time_review"
+FAR_BEYOND_FACTOR = 2.0
+FAR_BEYOND_MINUTES = 60.0
+
+
+def duration_reviews(services: Iterable[Service]) -> list[Review]:
+    """A review for each timed service documented far beyond its ordered duration."""
+    found = []
+    for item in services:
+        ordered = item.admin.ordered_minutes
+        if not ordered or not (item.is_infusion or item.kind.value == "hydration"):
+            continue
+        documented = item.minutes
+        if documented > ordered * FAR_BEYOND_FACTOR and documented - ordered >= FAR_BEYOND_MINUTES:
+            detail = (
+                f"{item.admin.id}: documented {documented:g} min, ordered over {ordered} min "
+                "(check the charted stop time)."
+            )
+            found.append(Review(DURATION_REVIEW, detail, (item.admin.id,)))
+    return found
+
+
+def time_reviews(encounter: Encounter) -> list[Review]:
+    """A review naming each administration whose local time a DST change made ambiguous."""
+    return [
+        Review(TIME_REVIEW, f"{admin.id}: {admin.time_review} (local time at a DST change).", (admin.id,))
+        for admin in encounter.administrations
+        if admin.time_review
+    ]
+
+
+def ambiguous_days(encounter: Encounter) -> frozenset[date]:
+    """Local days with an administration whose time a DST change made ambiguous.
+
+    coding-rules.md §2 "Time" flags the line of that administration *and* any line whose
+    code would differ under the other reading. Any line of the same day can (sequence,
+    initial choice, hour units), so every line of that day is flagged: more review, never a
+    silent guess.
+    """
+    days: set[date] = set()
+    for admin in encounter.administrations:
+        if admin.time_review:
+            days.add(admin.start.date())
+            if admin.end is not None:
+                days.add(admin.end.date())
+    return frozenset(days)
+
+
+def flag(units: list[Unit], reviews: Iterable[Review], days: frozenset[date]) -> list[Unit]:
+    """``needs_review`` (and the reviews' details in the reason) on every unit a review concerns."""
+    reviews = list(reviews)
+    if not reviews and not days:
+        return units
+    result = []
+    for unit in units:
+        details = [
+            r.detail for r in reviews if not r.administration_ids or set(r.administration_ids) & set(unit.admin_ids)
+        ]
+        if details or unit.day in days:
+            flags = unit.flags if "needs_review" in unit.flags else (*unit.flags, "needs_review")
+            reason = unit.reason + "".join(f" Needs review: {d}" for d in details)
+            unit = unit._replace(flags=flags, reason=reason)  # noqa: PLW2901
+        result.append(unit)
+    return result
