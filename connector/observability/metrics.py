@@ -172,8 +172,11 @@ class Metrics:
     def charges_queued(
         self, messages: int, lines: Mapping[str, int], outcomes: Mapping[tuple[str, str], int] | None = None
     ) -> None:
-        """Charge messages queued, their lines by ``action:code`` (``service.Outcome.lines``), and
-        administration outcomes by (outcome, reason) (``service.Outcome.administration_outcomes``)."""
+        """Charge messages, lines and administration outcomes queued by one service call.
+
+        ``lines`` by ``action:code`` (``service.Outcome.lines``); ``outcomes`` by (outcome, reason)
+        (``service.Outcome.administration_outcomes``).
+        """
         for (outcome, reason), count in (outcomes or {}).items():
             self.administrations.labels(outcome, reason).inc(count)
         if messages:

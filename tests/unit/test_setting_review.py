@@ -69,7 +69,9 @@ def test_a_category_hint_informs_the_class_when_nothing_else_has(policy: Policy)
     outpatient = evaluate(encounter(admin(1, 0), class_hint=PatientClass.OUTPATIENT), policy)
     assert [(line.code, line.flags) for line in outpatient.lines] == [("96374", ("no_mue_on_file",))]
     # the encounter's own class wins over the hint
-    own = evaluate(encounter(admin(1, 0), patient_class=PatientClass.EMERGENCY, class_hint=PatientClass.INPATIENT), policy)
+    own = evaluate(
+        encounter(admin(1, 0), patient_class=PatientClass.EMERGENCY, class_hint=PatientClass.INPATIENT), policy
+    )
     assert [line.code for line in own.lines] == ["96374"]
 
 
@@ -107,9 +109,7 @@ def test_place_of_service_from_the_class_drives_the_bcbs_professional_write_off(
 
 
 def test_a_documented_duration_far_beyond_the_order_is_coded_but_flagged(policy: Policy) -> None:
-    long = admin(
-        1, 0, "cefTRIAXone 1 g IVPB", method=CodedValue(), end=datetime(2026, 3, 2, 18, 0, tzinfo=CHICAGO_CDT)
-    )
+    long = admin(1, 0, "cefTRIAXone 1 g IVPB", method=CodedValue(), end=datetime(2026, 3, 2, 18, 0, tzinfo=CHICAGO_CDT))
     coded = encounter(replace(long, ordered_minutes=30), patient_class=PatientClass.EMERGENCY)
     result = evaluate(coded, policy)
     assert [line.code for line in result.lines] == ["96365", "96366"]
