@@ -37,7 +37,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## demo: set up, run the bundled sample feeds (HL7 v2 + FHIR) through RabbitMQ and `ivpush consume`, print the charges
+## demo: set up, run the bundled sample feeds (HL7 v2 + FHIR) through RabbitMQ and `ivpush consume`, print the charges and the administrations without a line (facility, then professional claims)
 demo: setup
 	$(BIN)/ivpush check
 	@$(BROKER_UP); \

@@ -36,7 +36,12 @@ class UnsupportedMessageType(AdapterError):
 
 
 class MissingEncounterKey(AdapterError):
-    """Neither a visit number (PV1-19) nor an account number (PID-18) was sent."""
+    """No step of the site's identity chain names the encounter (docs/site-setup.md).
+
+    The adapters raise it when no field of the chain (PV1-19, PID-18, PV1-50; FHIR context/
+    encounter) carries a number and the site has no service step; the service rejects with
+    the same code an input that no order link, ADT visit window or fallback resolves.
+    """
 
     code = "missing_encounter_key"
 

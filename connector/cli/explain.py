@@ -16,12 +16,11 @@ from pathlib import Path
 
 import click
 
-from connector.adapters.sanity import TimeWindow
 from connector.adapters.scenario import ScenarioError, load_scenarios
 from connector.cli import explain_render as render
 from connector.cli.explain_state import ExplainError, explain_stored
 from connector.cli.feeds import FeedSettings, code_feeds, encounter_keys, feed_options, is_scenario, replay_options
-from connector.cli.options import load_or_exit, mappings_option
+from connector.cli.options import exit_with_error, load_or_exit, mappings_option
 from connector.cli.replay_io import exit_if_missing
 from connector.model import AdministrationOutcome, ChargeResult, Encounter
 from connector.policy.model import Policy
@@ -53,11 +52,7 @@ def explain(
     paths: tuple[str, ...],
     state: str | None,
     encounter: str | None,
-    zone: str | None,
-    claim_type: str,
-    payer: str,
-    max_bytes: int,
-    time_window: TimeWindow,
+    feed: FeedSettings,
     mappings: Path | None,
 ) -> None:
     """Explain feeds (HL7 v2 / FHIR files, archives, directories, -), scenario YAML, or a stored encounter."""
@@ -70,8 +65,7 @@ def explain(
         try:
             text = explain_stored(state, encounter, policy)
         except ExplainError as error:
-            click.echo(f"error: {' '.join(str(error).split())}", err=True)  # one line, whatever a driver said
-            raise SystemExit(2) from error
+            exit_with_error(str(error))
         click.echo("\n".join(text))
         return
     if not paths:
@@ -83,8 +77,7 @@ def explain(
     for path in scenarios:
         _explain_scenarios(Path(path), policy)
     if feeds:
-        settings = FeedSettings(zone, claim_type, payer, max_bytes, time_window)
-        _explain_feeds(feeds, settings, policy, encounter)
+        _explain_feeds(feeds, feed, policy, encounter)
 
 
 def _explain_scenarios(path: Path, policy: Policy) -> None:

@@ -8,6 +8,7 @@ became of every administration; every record that was not coded is a reject line
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from collections.abc import Callable
@@ -47,13 +48,6 @@ _FEED_OPTIONS = (
 )
 
 
-def feed_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--zone``, ``--claim-type``, ``--policy``, ``--max-bytes`` and ``--time-window``, as replay reads them."""
-    for option in reversed(_FEED_OPTIONS):
-        command = option(command)
-    return command
-
-
 @dataclass(frozen=True)
 class FeedSettings:
     """The feed options as given (``feed_options``)."""
@@ -63,6 +57,30 @@ class FeedSettings:
     payer: str
     max_bytes: int
     window: TimeWindow
+
+
+def feed_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--zone``, ``--claim-type``, ``--policy``, ``--max-bytes`` and ``--time-window``, as replay reads them.
+
+    The command receives them as one ``feed: FeedSettings`` argument.
+    """
+
+    @functools.wraps(command)
+    def with_feed(
+        *args: Any,
+        zone: str | None,
+        claim_type: str,
+        payer: str,
+        max_bytes: int,
+        time_window: TimeWindow,
+        **kwargs: Any,
+    ) -> Any:
+        return command(*args, feed=FeedSettings(zone, claim_type, payer, max_bytes, time_window), **kwargs)
+
+    wrapped: Callable[..., Any] = with_feed
+    for option in reversed(_FEED_OPTIONS):
+        wrapped = option(wrapped)
+    return wrapped
 
 
 def replay_options(paths: tuple[str, ...], feed: FeedSettings, policy: Policy, encounter: str | None) -> ReplayOptions:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -54,6 +54,12 @@ def load_or_exit(mappings: Path | None) -> Policy:
         for problem in error.problems:
             click.echo(f"mapping error: {problem}", err=True)
         raise SystemExit(2) from error
+
+
+def exit_with_error(message: str) -> NoReturn:
+    """Say ``error: message`` on one line (whatever a driver said, over lines) and exit 2."""
+    click.echo(f"error: {' '.join(message.split())}", err=True)
+    raise SystemExit(2)
 
 
 def settings_or_exit(config_path: Path | None, overrides: dict[str, object]) -> Settings:

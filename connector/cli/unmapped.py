@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
-from connector.adapters.sanity import TimeWindow
 from connector.bootstrap import POSTGRES_SCHEMES, StoreOpenError, open_store, store_label
 from connector.cli.feeds import FeedSettings, code_feeds, feed_options, replay_options
 from connector.cli.local_codes import LocalCode, table, tally
-from connector.cli.options import load_or_exit, mappings_option
+from connector.cli.options import exit_with_error, load_or_exit, mappings_option
 from connector.cli.replay_io import exit_if_missing
 from connector.cli.unmapped_yaml import yaml_text
 from connector.store.base import Store
@@ -37,11 +35,7 @@ def unmapped(
     paths: tuple[str, ...],
     state: str | None,
     fmt: str,
-    zone: str | None,
-    claim_type: str,
-    payer: str,
-    max_bytes: int,
-    time_window: TimeWindow,
+    feed: FeedSettings,
     mappings: Path | None,
 ) -> None:
     """List the local codes (route, method, drug, payer) the mappings lack, from feeds (PATHS) or a --state."""
@@ -52,8 +46,7 @@ def unmapped(
         codes = _from_state(state)
     else:
         exit_if_missing(paths)
-        options = replay_options(paths, FeedSettings(zone, claim_type, payer, max_bytes, time_window), policy, None)
-        coded = code_feeds(options, policy)
+        coded = code_feeds(replay_options(paths, feed, policy, None), policy)
         with coded.store.transaction() as tx:
             codes = tally(outcome for _, outcome in tx.scan_outcomes())
     click.echo(yaml_text(codes, sorted(policy.payers)) if fmt == "yaml" else table(codes))
@@ -62,15 +55,15 @@ def unmapped(
 def _from_state(spec: str) -> list[LocalCode]:
     label = store_label(spec)
     if not spec.startswith(POSTGRES_SCHEMES) and spec != ":memory:" and not Path(spec).is_file():
-        _fail(f"no such state file: {spec}")
+        exit_with_error(f"no such state file: {spec}")
     try:
         store = open_store(spec)
     except StoreOpenError as error:
-        _fail(str(error))
+        exit_with_error(str(error))
     try:
         return _read(store)
     except (sqlite3.Error, OSError, RuntimeError) as error:  # not a state file, a server gone, a newer schema
-        _fail(f"cannot read the state {label}: {type(error).__name__}: {error}")
+        exit_with_error(f"cannot read the state {label}: {type(error).__name__}: {error}")
     finally:
         store.close()
 
@@ -78,8 +71,3 @@ def _from_state(spec: str) -> list[LocalCode]:
 def _read(store: Store) -> list[LocalCode]:
     with store.transaction() as tx:
         return tally(outcome for _, outcome in tx.scan_outcomes())
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {' '.join(message.split())}", err=True)  # one line, whatever a driver said
-    raise SystemExit(2)

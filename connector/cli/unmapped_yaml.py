@@ -41,19 +41,28 @@ def _meta(name: str, what: str) -> list[str]:
     ]
 
 
+def _split(items: Sequence[LocalCode]) -> tuple[list[LocalCode], list[LocalCode]]:
+    """The coded items (with a system), then the texts."""
+    return [i for i in items if i.system], [i for i in items if not i.system]
+
+
+def _code_entries(header: str, key: str, value: str, coded: Sequence[LocalCode]) -> list[str]:
+    """``header``, then per code its comment and a ``{system, code, <key>: value, reference}`` entry."""
+    out = [header]
+    for item in coded:
+        out.append(_seen(item))
+        out.append(
+            f"  - {{system: {q(item.system)}, code: {q(item.code)}, {key}: {q(value)}, reference: {q(REFERENCE)}}}"
+        )
+    return out
+
+
 def _route_like(name: str, key: str, choices: str, items: Sequence[LocalCode]) -> list[str]:
     what = "local route codes and texts" if key == "route" else "local method and device codes and texts"
     out = _meta(name, what)
-    coded = [i for i in items if i.system]
-    texts = [i for i in items if not i.system]
+    coded, texts = _split(items)
     if coded:
-        out.append("codes:")
-        for item in coded:
-            out.append(_seen(item))
-            out.append(
-                f"  - {{system: {q(item.system)}, code: {q(item.code)}, {key}: {q(choices)}, "
-                f"reference: {q(REFERENCE)}}}"
-            )
+        out += _code_entries("codes:", key, choices, coded)
     if texts:
         out.append("texts:  # compared lower-case, single-spaced")
         for item in texts:
@@ -66,17 +75,10 @@ def _route_like(name: str, key: str, choices: str, items: Sequence[LocalCode]) -
 
 def _drugs(items: Sequence[LocalCode]) -> list[str]:
     out = _meta("drugs", "local drug codes and names")
-    coded = [i for i in items if i.system]
-    texts = [i for i in items if not i.system]
+    coded, texts = _split(items)
     if coded:
-        out.append("local_codes:  # a code of the site's formulary → an ingredient of mappings/drugs.yaml entries")
-        for item in coded:
-            out.append(_seen(item))
-            ingredient = "<ingredient: an entry of mappings/drugs.yaml, lower case>"
-            out.append(
-                f"  - {{system: {q(item.system)}, code: {q(item.code)}, ingredient: {q(ingredient)}, "
-                f"reference: {q(REFERENCE)}}}"
-            )
+        header = "local_codes:  # a code of the site's formulary → an ingredient of mappings/drugs.yaml entries"
+        out += _code_entries(header, "ingredient", "<ingredient: an entry of mappings/drugs.yaml, lower case>", coded)
     if texts:
         out.append("# A text naming no known ingredient. For a new ingredient, complete the entry; for another name")
         out.append("# of a known one, copy its entry from mappings/drugs.yaml and add the name instead (a site entry")

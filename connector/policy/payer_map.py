@@ -12,14 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from connector.policy.dated import DatedSpan, in_force, normalise_key
 
-def normalise_id(sent: str) -> str:
-    """An identifier as compared: upper-case, runs of whitespace as one space, trimmed."""
-    return " ".join(sent.upper().split())
+normalise_id = normalise_key
+"""An identifier as compared: upper-case, runs of whitespace as one space, trimmed."""
 
 
 @dataclass(frozen=True, slots=True)
-class PayerMapEntry:
+class PayerMapEntry(DatedSpan):
     """One identifier's payer policy over a span of dates of service.
 
     Attributes:
@@ -37,16 +37,6 @@ class PayerMapEntry:
     reference: str
     effective_from: date
     effective_to: date | None = None
-
-    def covers(self, day: date) -> bool:
-        """Whether the entry is in force on ``day``."""
-        return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)
-
-    def overlaps(self, other: PayerMapEntry) -> bool:
-        """Whether two entries are in force on a common day."""
-        end = self.effective_to or date.max
-        other_end = other.effective_to or date.max
-        return self.effective_from <= other_end and other.effective_from <= end
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +56,8 @@ class PayerMap:
             ``(payer policy name, "file:line")``, or None when no identifier is mapped that day.
         """
         for sent in ids:
-            for entry in self.entries.get(normalise_id(sent), ()):
-                if entry.covers(day):
-                    return entry.payer, entry.origin
+            if (entry := in_force(self.entries.get(normalise_id(sent), ()), day)) is not None:
+                return entry.payer, entry.origin
         return None
 
     @property

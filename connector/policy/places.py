@@ -13,15 +13,14 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from connector.model import PatientClass
+from connector.policy.dated import DatedSpan, in_force, normalise_key
 
-
-def normalise_location(sent: str) -> str:
-    """A location as compared: upper-case, runs of whitespace as one space, trimmed."""
-    return " ".join(sent.upper().split())
+normalise_location = normalise_key
+"""A location as compared: upper-case, runs of whitespace as one space, trimmed."""
 
 
 @dataclass(frozen=True, slots=True)
-class PlaceEntry:
+class PlaceEntry(DatedSpan):
     """The place of service of a (class, location) over a span of dates of service.
 
     Attributes:
@@ -42,10 +41,6 @@ class PlaceEntry:
     effective_from: date
     effective_to: date | None = None
 
-    def covers(self, day: date) -> bool:
-        """Whether the entry is in force on ``day``."""
-        return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)
-
 
 @dataclass(frozen=True, slots=True)
 class PlaceTable:
@@ -62,9 +57,8 @@ class PlaceTable:
         wanted = normalise_location(location)
         keys = [(patient_class, wanted)] if wanted else []
         for key in [*keys, (patient_class, "")]:
-            for entry in self.entries.get(key, ()):
-                if entry.covers(day):
-                    return entry.pos, entry.origin
+            if (entry := in_force(self.entries.get(key, ()), day)) is not None:
+                return entry.pos, entry.origin
         return None
 
     @property

@@ -158,7 +158,7 @@ def load_places(files: list[MappingFile], problems: Problems) -> PlaceTable:
                 continue
             entry = PlaceEntry(patient_class, normalise_location(location or ""), pos, file.where(row), *dated)
             key = (entry.patient_class, entry.location)
-            clash = next((e for e in mine.get(key, ()) if _overlap(e, entry)), None)
+            clash = next((e for e in mine.get(key, ()) if e.overlaps(entry)), None)
             if clash is not None:
                 what = f"class {key[0].value}, location '{key[1]}'" if key[1] else f"class {key[0].value} default"
                 problems.add(entry.origin, f"{what} overlaps the dates of the entry at {clash.origin}")
@@ -176,12 +176,6 @@ def _pos(value: Any) -> str | None:
     if isinstance(value, str) and len(value.strip()) == 2 and value.strip().isdigit():
         return value.strip()
     return None
-
-
-def _overlap(one: PlaceEntry, other: PlaceEntry) -> bool:
-    return one.effective_from <= (other.effective_to or date.max) and other.effective_from <= (
-        one.effective_to or date.max
-    )
 
 
 def _dated(file: MappingFile, row: Mapping[str, Any], problems: Problems) -> tuple[str, date, date | None] | None:

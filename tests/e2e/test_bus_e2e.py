@@ -21,12 +21,14 @@ from broker import (
 
 from connector.bootstrap import local_zone
 from connector.bus.topology import CONTENT_TYPES, FORMATS, SCHEMAS
+from connector.cli.demo import PROFESSIONAL_HEADING
 from connector.cli.replay import ReplayOptions, run
 from connector.policy.model import Policy
 
 pytestmark = pytest.mark.e2e
 FEEDS = REPO / "examples" / "feeds"
 ZONE = "America/New_York"
+ENCOUNTERS = ("GENHOSP|ED20260302001", "GENHOSP|INF20260302007", "fhir|OBS20260302042")
 
 
 def replayed(policy: Policy, fmt: str) -> list[bytes]:
@@ -51,9 +53,11 @@ def test_sample_feeds_published_with_ivpush_publish_come_out_as_the_exact_replay
             check=False,
         )
         assert published.returncode == 0, published.stderr
-        assert "published 10 (returned 0, nacked 0, unconfirmed 0)" in published.stderr
+        assert "published 15 (returned 0, nacked 0, unconfirmed 0)" in published.stderr
         for fmt in FORMATS:
-            wait_until(lambda fmt=fmt: depth(rabbit, topology.output_queue(fmt)) >= 2, 60, f"{fmt} charges")
+            wait_until(
+                lambda fmt=fmt: depth(rabbit, topology.output_queue(fmt)) >= len(ENCOUNTERS), 60, f"{fmt} charges"
+            )
         assert consumer.terminate() == 0
     finally:
         consumer.kill()
@@ -61,12 +65,12 @@ def test_sample_feeds_published_with_ivpush_publish_come_out_as_the_exact_replay
     assert sorted(m.body for m in json_out) == sorted(replayed(policy, "json"))
     for fmt in FORMATS:
         out = json_out if fmt == "json" else drain(rabbit, topology.output_queue(fmt))
-        assert len(out) == 2, fmt
+        assert len(out) == len(ENCOUNTERS), fmt
         for message in out:
             assert message.delivery_mode == 2
             assert message.content_type == CONTENT_TYPES[fmt]
             assert message.headers["format"] == fmt and message.headers["schema"] == SCHEMAS[fmt]
-            assert message.headers["encounter_key"] in ("GENHOSP|ED20260302001", "fhir|OBS20260302042")
+            assert message.headers["encounter_key"] in ENCOUNTERS
         if fmt != "json":  # replay writes the messages back to back, each ending with a newline
             expected = replayed(policy, fmt)[0]
             lines = [m.body if m.body.endswith(b"\n") else m.body + b"\n" for m in out]
@@ -74,7 +78,7 @@ def test_sample_feeds_published_with_ivpush_publish_come_out_as_the_exact_replay
         assert {m.message_id for m in out} == {m.message_id for m in json_out}
     assert depth(rabbit, topology.parking_queue) == 0
     log = consumer.log()
-    assert "MRN900001" not in log and "DEMO^PATIENT" not in log  # no PHI in logs
+    assert "MRN900001" not in log and "MRN900003" not in log and "DEMO^PATIENT" not in log  # no PHI in logs
     delete_topology(rabbit, topology)
 
 
@@ -106,5 +110,17 @@ def test_the_live_demo_prints_the_charges_it_received_over_rabbitmq(rabbit: Loca
         cwd=os.fspath(REPO),
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Encounter ED20260302001 — emergency, facility claim" in result.stdout
-    assert "json 2 of 2 expected, dft 2, chargeitem 2; parked inputs: 0; consumer exit code 0" in result.stdout
+    facility, professional = result.stdout.split(PROFESSIONAL_HEADING)
+    assert (
+        "== Facility claims (claim type facility, the default): received from RabbitMQ, coded by ivpush consume =="
+        in facility
+    )
+    assert "Encounter ED20260302001 — emergency, facility claim, payer bcbs, place of service 23" in facility
+    assert "Encounter INF20260302007 — outpatient, facility claim, payer medicare" in facility
+    # the consumer's stored outcomes: the administrations without a line, with their reasons
+    assert "ED006     no line: im_sq_injection — " in facility
+    assert "INF002    needs review: unmapped_route — " in facility
+    assert "outcomes stored by ivpush consume: administrations coded 8; no line: 1 im_sq_injection" in facility
+    assert "json 3 of 3 expected, dft 3, chargeitem 3; parked inputs: 0; consumer exit code 0" in facility
+    assert "Encounter ED20260302001 — emergency, professional claim, payer bcbs, place of service 23" in professional
+    assert "write_off: the payer does not reimburse these codes" in professional

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from store_rows import OLD_ADMIN, OLD_ATTRS
 
 from connector.model import PatientClass
 from connector.model.events import VisitWindow
@@ -15,39 +16,7 @@ from connector.store.sqlite_schema import MIGRATIONS
 
 pytestmark = pytest.mark.integration
 ZONE = timezone(timedelta(hours=-5))
-ATTRS = {
-    "key": "FAC|V1",
-    "class": "outpatient",
-    "inpatient_from": None,
-    "class_at": None,
-    "claim": "facility",
-    "payer": "default",
-    "pos": "",
-    "facility": "FAC",
-    "separate_same_day": False,
-    "closed": False,
-}
 REF = {"key": "FAC|V1", "visit": "V1", "authority": "FAC", "patient": "P1", "facility": "FAC"}
-ADMIN = {
-    "id": "a1",
-    "enc": "FAC|V1",
-    "drug": {"c": [["RXNORM", "26225", "ondansetron"]], "t": "Ondansetron"},
-    "start": "2026-03-02T10:00:00-05:00",
-    "route": {"c": [["HL70162", "IV", ""]], "t": ""},
-    "method": {"c": [], "t": ""},
-    "end": "2026-03-02T11:00:00-05:00",
-    "status": "given",
-    "version": "1",
-    "site": "",
-    "dose": "4",
-    "dose_unit": "mg",
-    "infuse_minutes": None,
-    "has_rate": True,
-    "primary": False,
-    "contexts": [],
-    "department": "",
-    "source": ["hl7v2", "MSG1", "3"],
-}
 
 
 def schema_3_file(path: Path) -> None:
@@ -57,11 +26,11 @@ def schema_3_file(path: Path) -> None:
     db.execute("INSERT INTO schema_version (version) VALUES (3)")
     db.execute(
         "INSERT INTO encounters (key, ref, attrs, updated_at, messages, closed) VALUES (?, ?, ?, 5.0, 2, 0)",
-        ("FAC|V1", orjson.dumps(REF).decode(), orjson.dumps(ATTRS).decode()),
+        ("FAC|V1", orjson.dumps(REF).decode(), orjson.dumps(OLD_ATTRS).decode()),
     )
     db.execute(
         "INSERT INTO administrations (encounter_key, admin_id, body) VALUES (?, ?, ?)",
-        ("FAC|V1", "a1", orjson.dumps(ADMIN).decode()),
+        ("FAC|V1", "a1", orjson.dumps(OLD_ADMIN).decode()),
     )
     db.execute("INSERT INTO seen (dedup_key) VALUES ('k1')")
     db.execute("INSERT INTO outbox (message_id, format, encounter_key, body) VALUES ('m1', 'json', 'FAC|V1', x'7b7d')")

@@ -6,25 +6,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from policy_support import assert_problem_at, write
 
 from connector.model import PatientClass
 from connector.policy.loader import load_policy
 from connector.policy.model import Policy
-from connector.policy.yamlfile import MappingError
 
-META = "meta: {name: x, reviewed: 2026-11-26, reference: test, effective_from: 2020-01-01}\n"
 DAY = date(2026, 3, 2)
-
-
-def write(tmp_path: Path, name: str, body: str) -> Path:
-    (tmp_path / f"{name}.yaml").write_text(META + body, encoding="utf-8")
-    return tmp_path
-
-
-def problems_of(tmp_path: Path) -> list[str]:
-    with pytest.raises(MappingError) as caught:
-        load_policy(tmp_path)
-    return caught.value.problems
 
 
 @pytest.mark.parametrize(
@@ -109,9 +97,7 @@ def test_a_later_id_is_used_when_the_first_has_no_entry_in_force_that_day(tmp_pa
 )
 def test_payer_map_problems_name_the_file_and_line(tmp_path: Path, rows: str, line: int, message: str) -> None:
     write(tmp_path, "payer_map", "entries:\n" + rows)
-    problems = problems_of(tmp_path)
-    wanted = message.replace("{site}", str(tmp_path))
-    assert any(p.startswith(f"{tmp_path}/payer_map.yaml:{line}: ") and wanted in p for p in problems), problems
+    assert_problem_at(tmp_path, "payer_map", line, message)
 
 
 def test_entries_of_one_id_that_do_not_overlap_are_fine(tmp_path: Path) -> None:
@@ -195,6 +181,4 @@ def test_a_site_location_wins_over_the_class_default(tmp_path: Path) -> None:
 )
 def test_place_table_problems_name_the_file_and_line(tmp_path: Path, rows: str, line: int, message: str) -> None:
     write(tmp_path, "places_of_service", "entries:\n" + rows)
-    problems = problems_of(tmp_path)
-    wanted = message.replace("{site}", str(tmp_path))
-    assert any(p.startswith(f"{tmp_path}/places_of_service.yaml:{line}: ") and wanted in p for p in problems), problems
+    assert_problem_at(tmp_path, "places_of_service", line, message)

@@ -7,25 +7,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from policy_support import assert_problem_at, write
 
 from connector.model import PatientClass
 from connector.policy.loader import load_policy
 from connector.policy.model import Policy
 from connector.policy.site import DEFAULT_CHAIN, PrimaryField, SiteProfile, chain_problem, parse_primary_hl7
-from connector.policy.yamlfile import MappingError
-
-META = "meta: {name: site, reviewed: 2026-11-26, reference: test, effective_from: 2020-01-01}\n"
-
-
-def write(tmp_path: Path, name: str, body: str) -> Path:
-    (tmp_path / f"{name}.yaml").write_text(META + body, encoding="utf-8")
-    return tmp_path
-
-
-def problems_of(tmp_path: Path) -> list[str]:
-    with pytest.raises(MappingError) as caught:
-        load_policy(tmp_path)
-    return caught.value.problems
 
 
 def test_the_shipped_site_file_keeps_the_defaults(policy: Policy) -> None:
@@ -88,8 +75,7 @@ def test_a_site_may_drop_and_reorder_the_field_steps(tmp_path: Path) -> None:
 )
 def test_site_problems_name_the_file_and_line(tmp_path: Path, body: str, line: int, message: str) -> None:
     write(tmp_path, "site", body)
-    problems = problems_of(tmp_path)
-    assert any(p.startswith(f"{tmp_path}/site.yaml:{line}: ") and message in p for p in problems), problems
+    assert_problem_at(tmp_path, "site", line, message)
 
 
 def test_the_chain_rules() -> None:

@@ -2,43 +2,13 @@
 
 from datetime import datetime, timedelta, timezone
 
+from store_rows import OLD_ADMIN, OLD_ATTRS
+
 from connector.model import Administration, CodedValue, Coding, Encounter, PatientClass, SourceRef
 from connector.model.outcomes import AdministrationOutcome, HistoryEntry, OutcomeKind, Unmapped
 from connector.store import codec
 
 ZONE = timezone(timedelta(hours=-6))
-OLD_ATTRS = {  # what the store wrote before issue 13
-    "key": "FAC|V1",
-    "class": "outpatient",
-    "inpatient_from": None,
-    "class_at": "2026-03-02T08:00:00-06:00",
-    "claim": "facility",
-    "payer": "default",
-    "pos": "",
-    "facility": "FAC",
-    "separate_same_day": False,
-    "closed": False,
-}
-OLD_ADMIN = {
-    "id": "a1",
-    "enc": "FAC|V1",
-    "drug": {"c": [["RXNORM", "26225", "ondansetron"]], "t": "Ondansetron"},
-    "start": "2026-03-02T10:00:00-06:00",
-    "route": {"c": [], "t": ""},
-    "method": {"c": [], "t": ""},
-    "end": None,
-    "status": "given",
-    "version": "1",
-    "site": "",
-    "dose": None,
-    "dose_unit": "",
-    "infuse_minutes": None,
-    "has_rate": False,
-    "primary": False,
-    "contexts": [],
-    "department": "",
-    "source": ["hl7v2", "MSG1", "RXA-1"],
-}
 
 
 def test_an_encounter_row_written_before_the_new_fields_decodes_to_their_defaults() -> None:
