@@ -118,11 +118,13 @@ def test_metrics_fetched_over_http_move_while_a_real_broker_run_charges(rabbit: 
     published = moved("ivpush_outbox_published_total", format="json")
     confirms = moved("ivpush_publish_confirm_seconds_count")
     batches = moved("ivpush_batch_processing_seconds_count")
+    coded = moved("ivpush_administrations_total", outcome="coded", reason="coded")
     record_figures(
         f"/metrics over HTTP, before → after {len(feed)} inputs + 5 duplicates: inputs accepted {accepted}, "
         f"duplicate {duplicates}, 96376 charge lines {lines}, published {published}, confirms {confirms}, "
-        f"batches {batches}"
+        f"batches {batches}, administrations coded {coded}"
     )
+    assert coded[0] == 0 and coded[1] >= 20  # each encounter: an initial push and a repeat at least
     assert accepted == (0, len(feed)) and duplicates == (0, 5)
     assert lines[0] == 0 and lines[1] >= 10  # every encounter repeats a push of the same drug
     assert published == (0, len(expected)) and confirms[0] == 0 and confirms[1] >= len(expected)
