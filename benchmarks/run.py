@@ -1,7 +1,8 @@
 """``make bench`` / ``make bench-quick``: run the benchmarks, print one table, write latest.json.
 
 Sections: rules (``evaluate``), adapters (HL7 v2 and FHIR parsers against their floors),
-replay (``ivpush replay`` on synthetic archives against ``cat`` and the parse step) and bus
+replay (``ivpush replay`` on synthetic archives against ``cat`` and the parse step), recode
+(``ivpush recode`` of a replayed state against ``evaluate`` alone) and bus
 (``ivpush consume`` on a real RabbitMQ node against a raw pika loop, and MLLP in through
 ``ivpush listen`` against the AMQP path; skipped without a node). Every
 ratio is against a baseline measured in the same run; the machine's load and a calibration
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks import adapters_bench, bus_bench, bus_node, replay_bench, rules_bench
+from benchmarks import adapters_bench, bus_bench, bus_node, recode_bench, replay_bench, rules_bench
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 Row = tuple[str, str, int, str, int, float, str]
@@ -30,6 +31,7 @@ SECTIONS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any
     "rules": (rules_bench.run, rules_bench.rows),
     "adapters": (adapters_bench.run, adapters_bench.rows),
     "replay": (replay_bench.run, replay_bench.rows),
+    "recode": (recode_bench.run, recode_bench.rows),
     "bus": (bus_bench.run, bus_bench.rows),
 }
 

@@ -12,16 +12,16 @@ what earlier messages said run here, in the order the site's chain lists them:
 4. otherwise the input is rejected ``missing_encounter_key`` (parked: re-driven once the
    ADT or the order's first message has arrived).
 
-Links and visits learned in the same batch count (``Learned``), so an ADT and a RAS in one
-batch resolve like in two.
+Every record's links and visits are written to the unit of work as soon as it is keyed, so a
+later record of the same batch sees them exactly as a later batch would: one set of rules (the
+store's: first committed link wins, visit windows merge, two covering visits are ambiguous).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 
-from connector.model import EncounterEvent, EncounterRef, IdentityHints, ParsedRecord, VisitWindow
+from connector.model import EncounterEvent, EncounterRef, IdentityHints, ParsedRecord
 from connector.model.ids import digest
 from connector.policy.site import SiteProfile
 from connector.settle import Failure
@@ -30,35 +30,16 @@ from connector.store.base import Transaction
 MISSING_ENCOUNTER_KEY = "missing_encounter_key"
 
 
-@dataclass
-class Learned:
-    """Order links and visits a batch has seen but not yet written."""
-
-    links: dict[str, str] = field(default_factory=dict)
-    visits: list[VisitWindow] = field(default_factory=list)
-
-    def learn(self, record: ParsedRecord) -> None:
-        """Remember what a resolved record says about orders and visits."""
-        key = _key_of(record)
-        if key:
-            for order_id in record.order_ids:
-                held = self.links.get(order_id)
-                self.links[order_id] = key if held is None else min(held, key)
-        if record.visit is not None:
-            self.visits.append(record.visit)
-
-    def write(self, tx: Transaction) -> None:
-        """Store the links and visits (after the batch's attempt succeeded)."""
-        by_encounter: dict[str, list[str]] = {}
-        for order_id, key in sorted(self.links.items()):
-            by_encounter.setdefault(key, []).append(order_id)
-        for key, order_ids in by_encounter.items():
-            tx.link_orders(order_ids, key)
-        for window in self.visits:
-            tx.add_visit(window)
+def learn(tx: Transaction, record: ParsedRecord) -> None:
+    """Store what a keyed record says about its orders and its patient's visit."""
+    key = _key_of(record)
+    if key and record.order_ids:
+        tx.link_orders(record.order_ids, key)
+    if record.visit is not None:
+        tx.add_visit(record.visit)
 
 
-def resolve(record: ParsedRecord, site: SiteProfile, tx: Transaction, learned: Learned) -> ParsedRecord | Failure:
+def resolve(record: ParsedRecord, site: SiteProfile, tx: Transaction) -> ParsedRecord | Failure:
     """The record keyed to its encounter, or why it cannot be."""
     hints = record.unresolved
     if hints is None:
@@ -66,9 +47,9 @@ def resolve(record: ParsedRecord, site: SiteProfile, tx: Transaction, learned: L
     key = ""
     for step in site.identity_chain:
         if step == "order":
-            key = _by_order(hints, tx, learned)
+            key = _by_order(hints, tx)
         elif step == "visit":
-            key = _by_visit(hints, tx, learned)
+            key = _by_visit(hints, tx)
         if key:
             break
     if not key and site.fallback == "patient_day" and hints.patient_key and hints.at is not None:
@@ -93,23 +74,26 @@ def _rekeyed(event: EncounterEvent, key: str, authority: str, visit: str) -> Enc
     )
 
 
-def _by_order(hints: IdentityHints, tx: Transaction, learned: Learned) -> str:
-    found = sorted({learned.links.get(o) or tx.order_link(o) or "" for o in hints.placer_ids} - {""})
-    return found[0] if len(found) == 1 else ""  # two encounters for one message's orders: ambiguous
+def _by_order(hints: IdentityHints, tx: Transaction) -> str:
+    """The encounter the message's orders were first seen with, while it is open.
+
+    A discharged encounter takes a later administration only through its visit window (the
+    ``visit`` step): a standing order reused on the next visit must not bill the first one.
+    Orders linked to two encounters are ambiguous.
+    """
+    found = {key for order_id in hints.placer_ids if (key := tx.order_link(order_id))}
+    if len(found) != 1:
+        return ""
+    key = found.pop()
+    state = tx.get(key)
+    return "" if state is not None and state.encounter.closed else key
 
 
-def _by_visit(hints: IdentityHints, tx: Transaction, learned: Learned) -> str:
+def _by_visit(hints: IdentityHints, tx: Transaction) -> str:
+    """The patient's single ADT visit covering the first administration (store rules)."""
     if not hints.patient_key or hints.at is None:
         return ""
-    at = hints.at
-    batch = {w.encounter_key for w in learned.visits if w.patient_key == hints.patient_key and _covers(w, at)}
-    stored = tx.visit_at(hints.patient_key, at)
-    found = batch | ({stored} if stored else set())
-    return next(iter(found)) if len(found) == 1 else ""
-
-
-def _covers(window: VisitWindow, at: datetime) -> bool:
-    return (window.start is None or window.start <= at) and (window.end is None or at <= window.end)
+    return tx.visit_at(hints.patient_key, hints.at) or ""
 
 
 def _key_of(record: ParsedRecord) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from connector.identity import Learned, resolve
+from connector.identity import learn, resolve
 from connector.model import (
     Administration,
     AdministrationOutcome,
@@ -71,7 +71,9 @@ class Outcome:
 
     ``rejected``: position of each input left out (``handle_inputs``) → why; ``failed``: key of
     each encounter that could not be closed (``close``) → why; ``administration_outcomes``:
-    (outcome, reason) → administrations whose stored outcome became that in this call.
+    (outcome, reason) → administrations whose stored outcome became that in this call (the
+    metric); ``encounter_outcomes``: key → its administrations' outcomes as now stored, for each
+    encounter coded in this call (summaries: the latest per encounter counts).
     """
 
     inputs: int = 0
@@ -84,6 +86,7 @@ class Outcome:
     rejected: dict[int, Failure] = field(default_factory=dict)
     failed: dict[str, Failure] = field(default_factory=dict)
     administration_outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
+    encounter_outcomes: dict[str, dict[tuple[str, str], int]] = field(default_factory=dict)
 
     def count_outcomes(self, before: Sequence[AdministrationOutcome], after: Sequence[AdministrationOutcome]) -> None:
         """Count the outcomes that are new or changed since ``before``."""
@@ -102,13 +105,32 @@ class Outcome:
 
 
 @dataclass
+class Recoded:
+    """What ``Service.recode`` did to a batch of stored encounters.
+
+    ``outcome``: counts, ``failed`` (encounters that cannot be coded now: left as they were) and
+    changed administration outcomes; ``messages``: the charge message of each encounter whose
+    lines changed, in key order; ``unchanged``: encounters coded again with no delta;
+    ``not_recoded``: open encounters that emitted nothing yet (coded when they close).
+    """
+
+    outcome: Outcome = field(default_factory=Outcome)
+    messages: list[ChargeMessage] = field(default_factory=list)
+    unchanged: int = 0
+    not_recoded: int = 0
+
+
+class _DryRun(Exception):
+    """Raised inside a recode's transaction to roll it back."""
+
+
+@dataclass
 class _Attempt:
     """One pass over a batch: what it would write (nothing is written until a pass has no failure)."""
 
     outcome: Outcome
     fresh: list[str]  # dedup keys to mark seen
     settled: list[Settled]
-    learned: Learned
 
 
 class Service:
@@ -133,18 +155,16 @@ class Service:
         written, not even its dedup keys) and listed in ``Outcome.rejected`` by position; the
         batch is worked out again without them, so that the others commit.
         """
-        groups = [tuple(group) for group in inputs]
         now = self.clock()
-        rejected: dict[int, Failure] = {}
         with self.store.transaction() as tx:
-            tx.lock(_encounter_keys(record for group in groups for record in group))
+            groups, rejected = self._identify(tx, [tuple(group) for group in inputs])
+            tx.lock(_encounter_keys(r for i, group in enumerate(groups) if i not in rejected for r in group))
             attempt = self._attempt(tx, groups, rejected, now)
             while isinstance(attempt, dict):  # each pass leaves out at least one more input
                 rejected.update(attempt)
                 attempt = self._attempt(tx, groups, rejected, now)
             for key in attempt.fresh:
                 tx.mark_seen(key)
-            attempt.learned.write(tx)
             for settled in attempt.settled:
                 self._write(tx, settled, attempt.outcome, now, "change")
         attempt.outcome.rejected = rejected
@@ -175,6 +195,83 @@ class Service:
                 self._write(tx, settled, outcome, now, "close")
         return outcome
 
+    def recode(
+        self, keys: Iterable[str], claim_type: ClaimType | None = None, payer: str | None = None, write: bool = True
+    ) -> Recoded:
+        """Code stored encounters again under this service's policy; queue what changed (cause ``recode``).
+
+        Each closed encounter, and each open one that already emitted (emission on change), is
+        settled as at close: its lines are diffed against those it emitted, and the delta
+        (credits, then charges) goes to the outbox and its history. An open one that emitted
+        nothing is left to its close. ``claim_type``/``payer`` replace each encounter's claim
+        type and default payer policy first (None: keep them). One that cannot be coded is left
+        as it was (``outcome.failed``). ``write`` False: the same work, then the transaction is
+        rolled back (a dry run: nothing is kept, not even in a cache).
+        """
+        found = Recoded()
+        now = self.clock()
+        try:
+            with self.store.transaction() as tx:
+                chosen = sorted(set(keys))
+                tx.lock(chosen)
+                for key in chosen:
+                    self._recode_one(tx, key, claim_type, payer, found, now)
+                if not write:
+                    raise _DryRun
+        except _DryRun:
+            pass
+        return found
+
+    def _recode_one(
+        self, tx: Transaction, key: str, claim_type: ClaimType | None, payer: str | None, found: Recoded, now: float
+    ) -> None:
+        stored = tx.get(key)
+        if stored is None or not (stored.encounter.closed or stored.messages):
+            found.not_recoded += stored is not None
+            return
+        held = stored.encounter
+        claim_type, payer = claim_type or held.claim_type, payer or held.payer
+        state = stored
+        if (claim_type, payer) != (held.claim_type, held.payer):
+            state = replace(stored, encounter=replace(held, claim_type=claim_type, payer=payer))
+        try:
+            settled = settle(state, tx.emitted(key), self.policy, self.settings.renderers)
+        except EncounterFailed as error:
+            found.outcome.failed[key] = error.failure
+            return
+        if settled.charge is not None:
+            found.messages.append(settled.charge)
+        else:
+            found.unchanged += 1
+            if state is stored and settled.outcomes == tx.outcomes(key):
+                return  # nothing to write
+        self._write(tx, settled, found.outcome, now, "recode")
+
+    def _identify(
+        self, tx: Transaction, groups: list[tuple[ParsedRecord, ...]]
+    ) -> tuple[list[tuple[ParsedRecord, ...]], dict[int, Failure]]:
+        """Key every record to its encounter (identity chain) and store what it teaches.
+
+        Runs once per batch, before the encounter locks are taken, so that the encounters the
+        chain resolves to are locked with the others. An input one of whose records names no
+        encounter is left out (``missing_encounter_key``) without restarting the batch.
+        """
+        keyed_groups: list[tuple[ParsedRecord, ...]] = []
+        failures: dict[int, Failure] = {}
+        for index, group in enumerate(groups):
+            keyed: list[ParsedRecord] = []
+            for record in group:
+                if record.unresolved is not None and not tx.is_seen(record.dedup_key):
+                    found = resolve(record, self.policy.site, tx)
+                    if isinstance(found, Failure):
+                        failures[index] = found
+                        break
+                    record = found  # noqa: PLW2901
+                learn(tx, record)
+                keyed.append(record)
+            keyed_groups.append(group if index in failures else tuple(keyed))
+        return keyed_groups, failures
+
     def _attempt(
         self, tx: Transaction, groups: list[tuple[ParsedRecord, ...]], rejected: Mapping[int, Failure], now: float
     ) -> _Attempt | dict[int, Failure]:
@@ -183,20 +280,15 @@ class Service:
         touched: dict[str, EncounterState] = {}
         owners: dict[str, set[int]] = {}  # encounter key → the inputs that changed it
         fresh: dict[str, None] = {}
-        learned = Learned()
         for index, group in enumerate(groups):
             if index in rejected:
                 continue
-            for unkeyed in group:
+            for record in group:
                 outcome.inputs += 1
-                if unkeyed.dedup_key in fresh or tx.is_seen(unkeyed.dedup_key):
+                if record.dedup_key in fresh or tx.is_seen(record.dedup_key):
                     outcome.duplicates += 1
-                    outcome.duplicate_keys.append(unkeyed.dedup_key)
+                    outcome.duplicate_keys.append(record.dedup_key)
                     continue
-                record = resolve(unkeyed, self.policy.site, tx, learned)
-                if isinstance(record, Failure):  # no encounter: the input is left out, like a coding failure
-                    return {index: record}
-                learned.learn(record)
                 fresh[record.dedup_key] = None
                 try:
                     changed = self._apply(tx, record, touched, now, outcome)
@@ -211,7 +303,7 @@ class Service:
                 settled.append(self._settle(tx, state, closing=False))
             except EncounterFailed as error:
                 failures.update(dict.fromkeys(owners[key], error.failure))
-        return failures or _Attempt(outcome, list(fresh), settled, learned)
+        return failures or _Attempt(outcome, list(fresh), settled)
 
     def _state(self, tx: Transaction, touched: dict[str, EncounterState], ref: EncounterRef) -> EncounterState:
         state = touched.get(ref.key) or tx.get(ref.key)
@@ -268,6 +360,11 @@ class Service:
             tx.add_history(HistoryEntry(key, sequence, settled.charge.message_id, now, cause, settled.record))
         if settled.outcomes is not None:
             outcome.count_outcomes(tx.outcomes(key), settled.outcomes)
+            counts: dict[tuple[str, str], int] = {}
+            for item in settled.outcomes:
+                pair = (item.outcome.value, item.reason)
+                counts[pair] = counts.get(pair, 0) + 1
+            outcome.encounter_outcomes[key] = counts
             tx.put_outcomes(key, settled.outcomes)
         tx.put(settled.state)
 

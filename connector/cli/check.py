@@ -87,7 +87,17 @@ def _mappings_summary(policy: Policy) -> str:
         f"identity {' > '.join(site.identity_chain)}, fallback {site.fallback}, "
         f"primary {', '.join(p for p in (site.primary_hl7, site.primary_fhir_extension) if p) or 'not read'}); "
         f"payer map: {policy.payer_map.count} identifiers; places of service: {policy.places.count} entries"
+        + _cms_summary(policy)
     )
+
+
+def _cms_summary(policy: Policy) -> str:
+    """``; CMS tables: mue facility 2026q1 (14 codes), ptp facility 2026q1 (3 pairs)`` (empty: none loaded)."""
+    cms = policy.cms
+    tables = [f"mue {t.claim_type.value} {t.label} ({len(t.edits)} codes)" for t in cms.mue] + [
+        f"ptp {t.claim_type.value} {t.label} ({t.count} pairs)" for t in cms.ptp
+    ]
+    return f"; CMS tables: {', '.join(tables)}" if tables else ""
 
 
 def _settings_summary(settings: Settings) -> str:

@@ -13,7 +13,9 @@ from connector.cli.forward import forward
 from connector.cli.listen import listen
 from connector.cli.live_demo import live_demo
 from connector.cli.parked import parked
+from connector.cli.policy import policy
 from connector.cli.publish import publish
+from connector.cli.recode import recode
 from connector.cli.replay import replay
 from connector.cli.state import state
 from connector.cli.synth import synth
@@ -41,6 +43,8 @@ cli.add_command(parked)
 cli.add_command(state)
 cli.add_command(live_demo)
 cli.add_command(synth)
+cli.add_command(policy)
+cli.add_command(recode)
 
 
 def main() -> None:

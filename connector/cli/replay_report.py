@@ -33,7 +33,7 @@ class ReplayReport:
             f"records read: {self.records}; inputs: {totals.inputs} ({totals.duplicates} duplicates); "
             f"administrations: {totals.administrations}; encounter events: {totals.events}; "
             f"rejects: {sum(self.rejects.values())} ({reject_text}); charge messages: {totals.messages}; "
-            f"lines: {lines}; {outcome_summary(totals.administration_outcomes)}"
+            f"lines: {lines}; {outcome_summary(stored_outcomes(totals))}"
         )
         return "; ".join([text, *self.notes])
 
@@ -49,6 +49,16 @@ def add(total: Outcome, part: Outcome) -> None:
         total.lines[key] = total.lines.get(key, 0) + count
     for pair, count in part.administration_outcomes.items():
         total.administration_outcomes[pair] = total.administration_outcomes.get(pair, 0) + count
+    total.encounter_outcomes.update(part.encounter_outcomes)  # the latest coding of each encounter
+
+
+def stored_outcomes(total: Outcome) -> dict[tuple[str, str], int]:
+    """(outcome, reason) → administrations, over the latest coding of every encounter coded."""
+    counts: dict[tuple[str, str], int] = {}
+    for per_encounter in total.encounter_outcomes.values():
+        for pair, count in per_encounter.items():
+            counts[pair] = counts.get(pair, 0) + count
+    return counts
 
 
 def outcome_summary(counts: dict[tuple[str, str], int]) -> str:

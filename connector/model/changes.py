@@ -39,12 +39,19 @@ def apply_event(encounter: Encounter, event: EncounterEvent) -> Encounter:
         event: The event.
     """
     changed = encounter
-    if event.patient_class is not None and _newer(event.at, encounter.class_at):
+    sent_class = (event.patient_class.value, event.location) if event.patient_class is not None else None
+    held_class = (encounter.patient_class.value, encounter.location)
+    unclassed = encounter.patient_class is PatientClass.UNKNOWN and encounter.class_at is None
+    if sent_class is not None and (
+        (unclassed and not encounter.class_version)
+        or _newer((event.at, event.version, sent_class), (encounter.class_at, encounter.class_version, held_class))
+    ):
         changed = replace(
             changed,
-            patient_class=event.patient_class,
+            patient_class=event.patient_class or encounter.patient_class,
             class_at=event.at or encounter.class_at,
-            location=event.location or encounter.location,
+            class_version=event.version,
+            location=event.location,
         )
     elif event.location and not encounter.location:
         changed = replace(changed, location=event.location)
@@ -55,8 +62,14 @@ def apply_event(encounter: Encounter, event: EncounterEvent) -> Encounter:
         and (encounter.inpatient_from is None or event.at < encounter.inpatient_from)
     ):
         changed = replace(changed, inpatient_from=event.at)
-    if event.payer_ids and _newer(event.at, encounter.payer_at, event.payer_ids, encounter.payer_ids):
-        changed = replace(changed, payer_ids=event.payer_ids, payer_at=event.at or encounter.payer_at)
+    if event.payer_ids and _newer(
+        (event.at, event.version, event.payer_ids), (encounter.payer_at, encounter.payer_version, encounter.payer_ids)
+    ):
+        changed = replace(
+            changed, payer_ids=event.payer_ids, payer_at=event.at or encounter.payer_at, payer_version=event.version
+        )
+    if event.encounter.facility and not encounter.facility:
+        changed = replace(changed, facility=event.encounter.facility)
     hint = event.class_hint
     if hint is not None and _HINT_RANK[hint] > _HINT_RANK[encounter.class_hint or PatientClass.UNKNOWN]:
         changed = replace(changed, class_hint=hint)
@@ -65,16 +78,20 @@ def apply_event(encounter: Encounter, event: EncounterEvent) -> Encounter:
     return changed
 
 
-def _newer(
-    at: datetime | None, held_at: datetime | None, sent: tuple[str, ...] = (), held: tuple[str, ...] = ()
-) -> bool:
-    """Whether an event at ``at`` replaces what was taken at ``held_at``.
+Stamp = tuple[datetime | None, str, tuple[str, ...]]
 
-    Undated events replace undated ones (and a dated one never loses to an undated one);
-    on a tie in time the larger value wins, so the result never depends on arrival order.
+
+def _newer(sent: Stamp, held: Stamp) -> bool:
+    """Whether what an event sent (event time, message version, value) replaces what is held.
+
+    By event time; a dated statement beats an undated one; on equal (or no) times the newer
+    message version wins, then the larger value — so the result never depends on arrival
+    order. An undated encounter that holds nothing yet takes anything.
     """
-    if held_at is None:
-        return at is not None or not held or sent > held
-    if at is None:
+    at, version, value = sent
+    held_at, held_version, held_value = held
+    if held_at is not None and at is None:
         return False
-    return at > held_at or (at == held_at and sent >= held)
+    if at is not None and (held_at is None or at != held_at):
+        return held_at is None or at > held_at
+    return (version, value) >= (held_version, held_value)

@@ -27,6 +27,7 @@ class Reason(StrEnum):
     FACILITY_ONLY = "facility_only"
     CONCURRENT_LIMIT = "concurrent_limit"
     PAYER_SUPPRESSED = "payer_suppressed"
+    MUE_EXCEEDED = "mue_exceeded"
 
 
 class ServiceKind(StrEnum):
@@ -57,7 +58,7 @@ class ChargeLine:
         rule: Id of the rule that produced it (e.g. ``push.same_drug``).
         reason: One sentence naming the administrations.
         flags: Markers such as ``needs_review``, ``unmapped_drug``, ``write_off``,
-            ``mue_capped``, ``no_mue_on_file``.
+            ``mue_capped``, ``no_mue_on_file``, ``ptp_conflict``.
     """
 
     line_id: str

@@ -47,6 +47,8 @@ class Encounter:
             company id, IN1-4 company name; FHIR Coverage payor/identifier), mapped to a payer
             policy by the rules through the site payer map, by date of service.
         payer_at: Event time of the message ``payer_ids`` were taken from.
+        payer_version: Its message version (``EncounterEvent.version``), for ties in time.
+        class_version: The message version the class (and location) were taken from.
         place_of_service: CMS place-of-service code, when set explicitly (scenarios); else
             the rules derive it from the patient class and ``location``.
         location: Where the patient was seen as sent (HL7 PV1-3 point of care / location type,
@@ -68,6 +70,8 @@ class Encounter:
     payer: str = "default"
     payer_ids: tuple[str, ...] = ()
     payer_at: datetime | None = None
+    payer_version: str = ""
+    class_version: str = ""
     place_of_service: str = ""
     location: str = ""
     class_hint: PatientClass | None = None

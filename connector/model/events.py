@@ -56,6 +56,10 @@ class EncounterEvent:
             type code), for the site place-of-service table.
         class_hint: The class an administration implies (FHIR MedicationAdministration
             ``category``), used only while nothing has given ``patient_class``.
+        version: Order key of the message among those sent about the encounter (HL7 MSH-7 in
+            UTC and MSH-10; FHIR ``meta.versionId`` and ``lastUpdated``): breaks ties between
+            events with the same (or no) event time, so the newer message wins whatever order
+            they arrive in.
     """
 
     encounter: EncounterRef
@@ -65,6 +69,7 @@ class EncounterEvent:
     payer_ids: tuple[str, ...] = ()
     location: str = ""
     class_hint: PatientClass | None = None
+    version: str = ""
 
 
 @dataclass(frozen=True, slots=True)

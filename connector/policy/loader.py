@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from connector.model import AdminStatus, PatientClass
+from connector.policy.cmsload import load_cms
 from connector.policy.drugs import BillingClass, DrugEntry, DrugIndex
 from connector.policy.model import (
     ChargeItem,
@@ -79,9 +80,10 @@ def load_policy(site_dir: Path | None = None) -> Policy:
     site = load_site(layers["site"], problems, DEFAULT_DIR)
     payer_map = load_payer_map(layers["payer_map"], problems, payers)
     places = load_places(layers["places_of_service"], problems)
+    cms = load_cms(dirs, problems, DEFAULT_DIR)
     problems.raise_if_any()
     tables = (systems, routes, route_texts, methods, method_texts, drugs, payers, chargemaster, statuses, classes)
-    return Policy(*tables, site=site, payer_map=payer_map, places=places)
+    return Policy(*tables, site=site, payer_map=payer_map, places=places, cms=cms)
 
 
 def _value_map(files: list[MappingFile], section: str, key: str, kind: type[E], problems: Problems) -> dict[str, E]:

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from connector.model import AdminStatus, ClaimType, CodedValue, PatientClass
+from connector.policy.cms import CmsTables
 from connector.policy.drugs import DrugIndex
 from connector.policy.payer_map import PayerMap
 from connector.policy.places import PlaceTable
@@ -71,12 +72,21 @@ class RouteEntry:
 
 @dataclass(frozen=True, slots=True)
 class MueLimit:
-    """A CMS Medically Unlikely Edit: max units per code per date of service."""
+    """A payer file's MUE entry for one code: it overrides the loaded CMS table's value.
+
+    Attributes:
+        code: HCPCS/CPT code.
+        facility_units: Most units on a facility claim (None: the CMS table decides).
+        professional_units: Most units on a professional claim (None: the CMS table decides).
+        reference: The quarterly CMS file (or payer publication) the values come from.
+        mai: MUE adjudication indicator: 1 per line (the default), 2 or 3 per date of service.
+    """
 
     code: str
     facility_units: int | None
     professional_units: int | None
     reference: str
+    mai: int = 1
 
     def limit(self, claim_type: ClaimType) -> int | None:
         """The cap for a claim type, or None when the file gives none."""
@@ -157,6 +167,7 @@ class Policy:
             (``site.yaml``).
         payer_map: Insurance identifiers as sent → payer policy (``payer_map.yaml``).
         places: Patient class and location → CMS place of service (``places_of_service.yaml``).
+        cms: The CMS MUE and PTP tables a site loaded (``cms/*.yaml``), by claim type and quarter.
     """
 
     systems: Mapping[str, str]
@@ -174,6 +185,7 @@ class Policy:
     site: SiteProfile = field(default_factory=SiteProfile)
     payer_map: PayerMap = field(default_factory=PayerMap)
     places: PlaceTable = field(default_factory=PlaceTable)
+    cms: CmsTables = field(default_factory=CmsTables)
     # Memos: pure caches (same question, same answer), invisible to callers and bounded by
     # MEMO_SIZE. Not constructor arguments, so ``dataclasses.replace`` gives a policy with
     # other mappings fresh memos. ``memo`` holds route/method lookups; ``rule_memo`` holds

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from connector.policy.cms import MAI_LINE, MAI_NAMES
 from connector.policy.model import MueLimit, PayerPolicy
 from connector.policy.yamlfile import KEY_LINES, LINE, MappingFile, Problems, read
 
@@ -106,9 +107,15 @@ def _build(
                 "an MUE value needs code, units and a reference naming its quarterly CMS file",
             )
             continue
-        mue[str(row["code"])] = MueLimit(
-            str(row["code"]), row.get("facility_units"), row.get("professional_units"), reference
-        )
+        units = [row.get(key) for key in ("facility_units", "professional_units")]
+        mai = row.get("mai", MAI_LINE)
+        if any(u is not None and (not isinstance(u, int) or isinstance(u, bool) or u < 0) for u in units):
+            problems.add(files[-1].where(row), "facility_units and professional_units must be whole numbers ≥ 0")
+            continue
+        if mai not in MAI_NAMES or isinstance(mai, bool):
+            problems.add(files[-1].where(row, "mai"), f"mai must be 1, 2 or 3 (MUE adjudication indicator): {mai!r}")
+            continue
+        mue[str(row["code"])] = MueLimit(str(row["code"]), units[0], units[1], reference, int(mai))
     return PayerPolicy(
         name=name,
         version=version,

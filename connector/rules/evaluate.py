@@ -2,7 +2,7 @@
 
 A chain of small steps, each a module that opens with its rule and source:
 setting (class, payer, place of service) → classify → choose initial → infusions/hydration →
-sequence pushes → review flags → lines → payer overlay.
+sequence pushes → review flags → lines → payer overlay → CMS edits (MUE, PTP).
 The result depends only on the encounter's administration set and the policy: arrival
 order, duplicates and replays converge (administrations are sorted and de-duplicated by id).
 """
@@ -10,14 +10,16 @@ order, duplicates and replays converge (administrations are sorted and de-duplic
 from __future__ import annotations
 
 from connector.model import ChargeResult, Decision, Encounter, Reason, Review, ServiceKind
+from connector.policy.cms import version_suffix
 from connector.policy.model import Policy
 from connector.rules import timeline
 from connector.rules.classify import Service, classify
+from connector.rules.edits import Withheld
 from connector.rules.initial import Candidate, choose_initial
-from connector.rules.lines import build_lines, suppressed, suppressed_claim
+from connector.rules.lines import build_lines, line_key, suppressed, suppressed_claim
 from connector.rules.pushes import code_pushes
-from connector.rules.review import ambiguous_days, duration_reviews, flag, time_reviews
-from connector.rules.setting import resolve_setting
+from connector.rules.review import ambiguous_days, duration_reviews, flag, method_reviews, time_reviews
+from connector.rules.setting import first_day, resolve_setting
 from connector.rules.timed import code_hydration, code_infusions, hydration_timeline
 from connector.rules.units import Unit
 
@@ -38,7 +40,11 @@ def evaluate(encounter: Encounter, policy: Policy) -> ChargeResult:
     setting = resolve_setting(encounter, policy)
     encounter = setting.encounter
     payer = policy.payer(encounter.payer)
-    policy_version = f"{payer.version}/{encounter.claim_type.value}"
+    # One version per encounter: the CMS tables in force on its first date of service (decision 27).
+    day = first_day(encounter)
+    mue = policy.cms.mue_for(encounter.claim_type, day)
+    ptp = policy.cms.ptp_for(encounter.claim_type, day)
+    policy_version = f"{payer.version}/{encounter.claim_type.value}{version_suffix(mue, ptp)}"
     classified = classify(encounter, policy)
     services, pushes, infusions, hydration = (
         classified.services,
@@ -74,7 +80,12 @@ def evaluate(encounter: Encounter, policy: Policy) -> ChargeResult:
         initial_ids={c.first.admin.id for c in (choice.main,) if c is not None},
         modifier=payer.separate_encounter_modifier,
     )
-    reviews = [*setting.reviews, *duration_reviews([*infusions, *hydration]), *time_reviews(encounter)]
+    reviews = [
+        *setting.reviews,
+        *duration_reviews([*infusions, *hydration]),
+        *time_reviews(encounter),
+        *method_reviews(services, policy),
+    ]
     if choice.needs_review and choice.main is not None:
         reviews.append(Review(INITIAL_CHOICE, _NO_PRIMARY, (choice.main.first.admin.id,)))
     units = flag(units, reviews, ambiguous_days(encounter))
@@ -87,13 +98,15 @@ def evaluate(encounter: Encounter, policy: Policy) -> ChargeResult:
                 dropped.update(unit.admin_ids)
             else:
                 kept.append(unit)
-    lines = build_lines(kept, encounter, payer, policy.chargemaster, policy_version)
+    distinct_ids = frozenset(m.admin.id for c in choice.second_sites for m in c.members)
+    lines, withheld = build_lines(kept, encounter, payer, policy.chargemaster, policy_version, mue, ptp, distinct_ids)
     decisions = _decisions(
         encounter,
         services,
         kept,
         dropped,
         [*classified.excluded, *classified.hydration_untimed, *timed.decisions, *hyd.decisions, *pushed.decisions],
+        withheld,
     )
     return ChargeResult(
         encounter.key,
@@ -127,10 +140,22 @@ def _overlay(
 
 
 def _decisions(
-    encounter: Encounter, services: tuple[Service, ...], kept: list[Unit], dropped: set[str], others: list[Decision]
+    encounter: Encounter,
+    services: tuple[Service, ...],
+    kept: list[Unit],
+    dropped: set[str],
+    others: list[Decision],
+    withheld: tuple[Withheld, ...] = (),
 ) -> tuple[Decision, ...]:
     codes: dict[str, list[str]] = {}
+    not_billed: dict[str, list[str]] = {}
+    withheld_keys = {(line.day, line.code, line.modifiers) for line in withheld}
+    for line in withheld:
+        for admin_id in line.admin_ids:
+            not_billed.setdefault(admin_id, []).append(line.reason)
     for unit in kept:
+        if withheld_keys and line_key(unit) in withheld_keys:
+            continue
         code = unit.code
         for admin_id in unit.admin_ids:
             found = codes.get(admin_id)
@@ -145,14 +170,19 @@ def _decisions(
         if admin_id in final:
             continue
         coded = codes.get(admin_id)
+        over = not_billed.get(admin_id)
         if coded:
+            text = f"{kind} ({evidence}) → {', '.join(coded)}."
+            if over:
+                text += "".join(f" {sentence}" for sentence in over)
+            final[admin_id] = Decision(admin_id, kind, drug.key, reason_coded, text, tuple(coded))
+        elif over:
             final[admin_id] = Decision(
                 admin_id,
                 kind,
                 drug.key,
-                reason_coded,
-                f"{kind} ({evidence}) → {', '.join(coded)}.",
-                tuple(coded),
+                Reason.MUE_EXCEEDED,
+                f"{kind} ({evidence}) → " + " ".join(over),
             )
         elif admin_id in dropped:
             final[admin_id] = Decision(

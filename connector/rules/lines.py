@@ -1,9 +1,11 @@
-"""Step 5: units → charge lines, then the payer overlay (coding rules §6, §7).
+"""Step 5: units → charge lines, then the payer overlay and the CMS edits (coding rules §6, §7).
 
 One line per (code, date of service, modifiers); units = count of qualifying services that
 day. Payer overlays apply last: professional place-of-service suppression (BCBS ND /
-Regence policy 109), separate-encounter modifier, MUE caps from the payer file (no value
-shipped without its CMS source; absent a value no cap is applied and the line says so).
+Regence policy 109), separate-encounter modifier, then the CMS edits in force on the
+encounter's first date of service (``rules.edits``): MUE caps by MAI (a payer file's ``mue``
+entry overrides the CMS table's value for its code; absent any value no cap is applied and the
+line says so) and NCCI PTP pairs. Line ids are derived last, from the edited lines.
 Modifier 25 never goes on these codes (Noridian JF); 76 is never used for repeat pushes.
 """
 
@@ -14,10 +16,18 @@ from datetime import date
 
 from connector.model import ChargeLine, ClaimType, Encounter
 from connector.model.ids import line_id
+from connector.policy.cms import MueTable, PtpTable
 from connector.policy.model import Chargemaster, PayerPolicy
+from connector.rules.edits import Draft, Withheld, apply_mue, apply_ptp
 from connector.rules.units import Unit
 
 NEVER_MODIFIERS = frozenset({"25", "76"})
+
+
+def line_key(unit: Unit) -> tuple[date, str, tuple[str, ...]]:
+    """The line a unit is aggregated into: (date of service, code, modifiers)."""
+    modifiers = tuple(sorted(set(unit.modifiers) - NEVER_MODIFIERS)) if unit.modifiers else ()
+    return (unit.day, unit.code, modifiers)
 
 
 def suppressed_claim(encounter: Encounter, payer: PayerPolicy) -> bool:
@@ -39,20 +49,35 @@ def build_lines(
     payer: PayerPolicy,
     chargemaster: Chargemaster,
     policy_version: str,
-) -> tuple[ChargeLine, ...]:
-    """Aggregate units into lines, then apply the payer overlay and the chargemaster."""
+    mue: MueTable | None = None,
+    ptp: PtpTable | None = None,
+    distinct_ids: frozenset[str] = frozenset(),
+) -> tuple[tuple[ChargeLine, ...], tuple[Withheld, ...]]:
+    """Aggregate units into lines, apply the payer overlay, the CMS edits and the chargemaster.
+
+    Args:
+        units: The coded units.
+        encounter: The encounter as coded (claim type, place of service).
+        payer: The payer policy (suppression, MUE overrides, distinct-service modifier).
+        chargemaster: Charge and revenue codes.
+        policy_version: Named in every line id.
+        mue: The MUE table in force for the encounter, if any.
+        ptp: The PTP table in force for the encounter, if any.
+        distinct_ids: Administrations of second-site initials (a documented separate access site).
+
+    Returns:
+        The lines, and the lines the MUE left no unit (explained on their administrations).
+    """
     groups: dict[tuple[date, str, tuple[str, ...]], list[Unit]] = {}
     for unit in units:
-        modifiers = tuple(sorted(set(unit.modifiers) - NEVER_MODIFIERS)) if unit.modifiers else ()
-        key = (unit.day, unit.code, modifiers)
+        key = line_key(unit)
         members = groups.get(key)
         if members is None:
             groups[key] = [unit]
         else:
             members.append(unit)
-    claim_type = encounter.claim_type
     write_off = suppressed_claim(encounter, payer)
-    lines: list[ChargeLine] = []
+    drafts: list[Draft] = []
     for (day, code, modifiers), members in sorted(groups.items()):  # by date, code, modifiers (keys are unique)
         first = members[0]
         if len(members) == 1:
@@ -65,17 +90,23 @@ def build_lines(
             rule = "+".join(sorted({u.rule for u in members}))
             reason = " ".join(dict.fromkeys([u.reason for u in members]))
             flags = {f for u in members for f in u.flags}
-        units_count = len(members)
-        mue = payer.mue.get(code)
-        cap = mue.limit(claim_type) if mue else None
-        if cap is None:
-            flags.add("no_mue_on_file")
-        elif units_count > cap:
-            units_count = cap
-            flags.add("mue_capped")
         if write_off and code in payer.professional_suppressed_codes:
             flags.add("write_off")
-        charge_code, revenue_code = chargemaster.lookup(code, first.department)
+        drafts.append(Draft(day, code, modifiers, len(members), admin_ids, rule, reason, flags, first.department))
+    withheld = apply_mue(drafts, encounter.claim_type, payer.mue, mue)
+    if withheld:
+        drafts = [d for d in drafts if d.units > 0]
+    apply_ptp(drafts, ptp, payer.second_site_modifier, distinct_ids)
+    lines: list[ChargeLine] = []
+    for draft in drafts:
+        charge_code, revenue_code = chargemaster.lookup(draft.code, draft.department)
+        day, code, modifiers, admin_ids, units_count = (
+            draft.day,
+            draft.code,
+            draft.modifiers,
+            draft.admin_ids,
+            draft.units,
+        )
         lines.append(
             ChargeLine(
                 line_id(encounter.key, code, day.isoformat(), modifiers, admin_ids, units_count, policy_version),
@@ -86,9 +117,9 @@ def build_lines(
                 revenue_code,
                 charge_code,
                 admin_ids,
-                rule,
-                reason,
-                tuple(sorted(flags)),
+                draft.rule,
+                draft.reason,
+                tuple(sorted(draft.flags)),
             )
         )
-    return tuple(lines)
+    return tuple(lines), tuple(withheld)

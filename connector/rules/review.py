@@ -14,10 +14,12 @@ from collections.abc import Iterable
 from datetime import date
 
 from connector.model import Encounter, Review
+from connector.policy.model import Policy
 from connector.rules.classify import Service
 from connector.rules.units import Unit
 
 DURATION_REVIEW = "duration_review"
+UNMAPPED_METHOD = "unmapped_method"
 TIME_REVIEW = "time_review"
 FAR_BEYOND_FACTOR = 2.0
 FAR_BEYOND_MINUTES = 60.0
@@ -37,6 +39,23 @@ def duration_reviews(services: Iterable[Service]) -> list[Review]:
                 "(check the charted stop time)."
             )
             found.append(Review(DURATION_REVIEW, detail, (item.admin.id,)))
+    return found
+
+
+def method_reviews(services: Iterable[Service], policy: Policy) -> list[Review]:
+    """A review for each coded service whose method was sent but is not in the mappings.
+
+    Without a mapped method, push or infusion is decided by the documented duration alone
+    (§2); the site should map its code so that a charted "push" is read as one.
+    """
+    found = []
+    for item in services:
+        method = item.admin.method
+        if method.is_empty or policy.method_of(method, item.start.date())[0] is not None:
+            continue
+        sent = ", ".join(f"{c.system}|{c.code}" for c in method.codings) or f'"{method.text}"'
+        detail = f"{item.admin.id}: method {sent} not in the method mappings (classified by duration)."
+        found.append(Review(UNMAPPED_METHOD, detail, (item.admin.id,)))
     return found
 
 

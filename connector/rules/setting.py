@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import NamedTuple
 
 from connector.model import Encounter, PatientClass, Review
@@ -41,8 +41,9 @@ class Setting(NamedTuple):
 
 
 def resolve_setting(encounter: Encounter, policy: Policy) -> Setting:
-    """The effective class, payer and place of service of an encounter."""
-    day = _first_day(encounter)
+    """The effective class, payer and place of service of an encounter, its times in the facility zone."""
+    encounter = in_facility_zone(encounter, policy)
+    day = first_day(encounter)
     reviews: list[Review] = []
     mappings: list[str] = []
     patient_class = encounter.patient_class
@@ -84,6 +85,37 @@ def resolve_setting(encounter: Encounter, policy: Policy) -> Setting:
     return Setting(effective, tuple(reviews), tuple(mappings), payer_ids)
 
 
-def _first_day(encounter: Encounter) -> date | None:
+def in_facility_zone(encounter: Encounter, policy: Policy) -> Encounter:
+    """The encounter with every administration time shown in its facility's zone (site.yaml).
+
+    The adapters already show times in the facility zone when the message names the facility
+    (HL7 MSH-4, a FHIR Encounter in the same document); a FHIR administration sent alone only
+    has the default zone. Converting here, from the encounter's facility, gives every
+    administration of an encounter the same local dates whichever way it arrived. The instant
+    is kept; the offset is the zone's at that instant, as a fixed offset (DST-safe).
+    """
+    zone = policy.site.zone_for(encounter.facility) if encounter.facility else None
+    if zone is None:
+        return encounter
+    moved = []
+    changed = False
+    for admin in encounter.administrations:
+        start = _local(admin.start, zone)
+        end = _local(admin.end, zone) if admin.end is not None else None
+        if start.utcoffset() != admin.start.utcoffset() or (
+            end is not None and admin.end is not None and end.utcoffset() != admin.end.utcoffset()
+        ):
+            admin = replace(admin, start=start, end=end)  # noqa: PLW2901
+            changed = True
+        moved.append(admin)
+    return replace(encounter, administrations=tuple(moved)) if changed else encounter
+
+
+def _local(moment: datetime, zone: tzinfo) -> datetime:
+    local = moment.astimezone(zone)
+    return local.replace(tzinfo=timezone(local.utcoffset() or timedelta(0)))
+
+
+def first_day(encounter: Encounter) -> date | None:
     """The first local date of service (administrations are sorted by start)."""
     return encounter.administrations[0].start.date() if encounter.administrations else None

@@ -69,7 +69,8 @@ class Transaction(Protocol):
     def lock(self, encounter_keys: Iterable[str]) -> None:
         """Serialise this unit of work with others touching the same encounters.
 
-        Called once, first, with every encounter the unit may change, so that a shared store
+        Called once, before any encounter is read or written, with every encounter the unit may
+        change (identity look-ups may come before it), so that a shared store
         (PostgreSQL, several consumers) can take its locks in one sorted pass and never
         deadlock. Single-writer stores (SQLite, memory) need nothing.
         """
@@ -108,6 +109,15 @@ class Transaction(Protocol):
 
         With ``idle_before``: only those idle since then and not marked ``failed`` (an idle
         sweep does not retry an encounter that failed until new input arrives for it).
+        """
+        ...
+
+    def encounter_keys(self, after: str | None = None, limit: int | None = None) -> list[str]:
+        """Keys of every encounter, open or closed, sorted in the store's key order.
+
+        Pages through them (``ivpush recode``): only keys sorting after ``after`` (None: from the
+        first), at most ``limit`` of them (None: all). PostgreSQL sorts by the database's
+        collation; memory and SQLite by code point.
         """
         ...
 

@@ -113,6 +113,8 @@ def encounter_attrs_to_dict(encounter: Encounter) -> dict[str, Any]:
         "payer_at": _time(encounter.payer_at),
         "location": encounter.location,
         "class_hint": encounter.class_hint.value if encounter.class_hint is not None else None,
+        "payer_version": encounter.payer_version,
+        "class_version": encounter.class_version,
     }
 
 
@@ -137,6 +139,8 @@ def encounter_from_dicts(attrs: dict[str, Any], administrations: tuple[Administr
         payer_ids=tuple(attrs.get("payer_ids", ())),
         payer_at=_untime(attrs.get("payer_at")),
         location=attrs.get("location", ""),
+        payer_version=attrs.get("payer_version", ""),
+        class_version=attrs.get("class_version", ""),
         class_hint=PatientClass(hint) if hint is not None else None,
         administrations=administrations,
     )

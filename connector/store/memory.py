@@ -90,6 +90,11 @@ class MemoryTransaction:
             and (idle_before is None or (state.updated_at < idle_before and not state.failed))
         )
 
+    def encounter_keys(self, after: str | None = None, limit: int | None = None) -> list[str]:
+        """Keys of every encounter, sorted; only those after ``after``, at most ``limit``."""
+        keys = sorted(key for key in {**self._data.states, **self._states} if after is None or key > after)
+        return keys if limit is None else keys[:limit]
+
     def outcomes(self, encounter_key: str) -> tuple[AdministrationOutcome, ...]:
         """The stored outcomes of an encounter, in the order put."""
         found = self._outcomes.get(encounter_key)

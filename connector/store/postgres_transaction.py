@@ -139,6 +139,15 @@ class PostgresTransaction(PostgresRecords):
             )
         return [key for (key,) in rows]
 
+    def encounter_keys(self, after: str | None = None, limit: int | None = None) -> list[str]:
+        """Keys of every encounter in the database's collation order; only those after ``after``, at most ``limit``."""
+        self.flush()
+        if after is None:
+            rows = self._conn.execute("SELECT key FROM encounters ORDER BY key LIMIT %s", (limit,))
+        else:
+            rows = self._conn.execute("SELECT key FROM encounters WHERE key > %s ORDER BY key LIMIT %s", (after, limit))
+        return [key for (key,) in rows]
+
     def flush(self) -> None:
         """Send the buffered writes in one pipeline (called before commit)."""
         if not (self._seen or self._states or self._emitted or self._outbox or self._records_pending()):

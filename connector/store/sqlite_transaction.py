@@ -44,6 +44,8 @@ def _same_row(stored: EncounterState, new: EncounterState) -> bool:
         and old.payer_ids == now.payer_ids
         and old.place_of_service == now.place_of_service
         and old.location == now.location
+        and old.payer_version == now.payer_version
+        and old.class_version == now.class_version
         and old.class_hint is now.class_hint
         and old.facility == now.facility
         and old.separate_same_day == now.separate_same_day
@@ -191,4 +193,13 @@ class SqliteTransaction(SqliteRecords):
                 "SELECT key FROM encounters WHERE closed = 0 AND updated_at < ? AND failed = '' ORDER BY key",
                 (idle_before,),
             )
+        return [key for (key,) in rows]
+
+    def encounter_keys(self, after: str | None = None, limit: int | None = None) -> list[str]:
+        """Keys of every encounter, sorted; only those after ``after``, at most ``limit`` (the primary key's order)."""
+        where, args = ("WHERE key > ? ", (after,)) if after is not None else ("", ())
+        rows = self._db.execute(
+            f"SELECT key FROM encounters {where}ORDER BY key LIMIT ?",  # noqa: S608 - no value in the text
+            (*args, -1 if limit is None else limit),
+        )
         return [key for (key,) in rows]

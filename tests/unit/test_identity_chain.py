@@ -123,3 +123,62 @@ def test_the_shared_samples_without_a_visit_number_are_chargeable_under_the_pati
     fallback = handle(service(site), *unkeyed)
     assert fallback.rejected == {}
     assert fallback.administrations >= 3
+
+
+def test_a_standing_order_reused_on_a_later_visit_does_not_bill_the_discharged_one(policy: Policy) -> None:
+    svc = service(policy)
+    first = parse(message(pid(), pv1(visit="V1"), ORC, rxa("20260302100000"), RXR, control="C1"), policy)
+    discharge = adt("A03", pid(), pv1_times(pv1(visit="V1"), "20260302090000", "20260302180000"), control="D1")
+    second_visit = adt("A04", pid(), pv1_times(pv1(visit="V2"), admitted="20260309090000"), control="A2")
+    handle(svc, first, parse(discharge, policy), parse(second_visit, policy))
+    later = unkeyed_ras(policy, "C9", start="20260309101500")
+    assert handle(svc, later).rejected == {}
+    with svc.store.transaction() as tx:
+        v1, v2 = tx.get("GENHOSP|V1"), tx.get("GENHOSP|V2")
+    assert v1 is not None and v2 is not None
+    assert [a.start.date().isoformat() for a in v1.encounter.administrations] == ["2026-03-02"]
+    assert [a.start.date().isoformat() for a in v2.encounter.administrations] == ["2026-03-09"]
+
+
+def test_a_batch_resolves_like_separate_batches_a_discharge_closes_the_window(policy: Policy) -> None:
+    admit = parse(adt("A04", pid(), pv1_times(pv1(visit="V7"), admitted="20260302090000"), control="A1"), policy)
+    close = adt("A03", pid(), pv1_times(pv1(visit="V7"), "20260302090000", "20260302100000"), control="A3")
+    after = "20260302120000"  # two hours after the discharge
+    together = handle(service(policy), admit, parse(close, policy), unkeyed_ras(policy, "C1", "ORC|RE|O7^EPC", after))
+    apart = service(policy)
+    apart.handle([admit])
+    apart.handle([parse(close, policy)])
+    separate = handle(apart, unkeyed_ras(policy, "C1", "ORC|RE|O7^EPC", after))
+    assert [f.code for f in together.rejected.values()] == [f.code for f in separate.rejected.values()]
+    assert [f.code for f in separate.rejected.values()] == [MISSING_ENCOUNTER_KEY]
+
+
+def test_the_encounter_the_chain_resolves_to_is_locked_with_the_others(policy: Policy) -> None:
+    locked: list[list[str]] = []
+    svc = service(policy)
+    original = svc.store.transaction
+
+    def transaction() -> object:
+        context = original()
+        tx = context.__enter__()
+        real_lock = tx.lock
+
+        def lock(keys: object) -> None:
+            locked.append(sorted(keys))  # type: ignore[call-overload]
+            real_lock(keys)  # type: ignore[arg-type]
+
+        tx.lock = lock  # type: ignore[method-assign]
+
+        class Wrapped:
+            def __enter__(self) -> object:
+                return tx
+
+            def __exit__(self, *exc: object) -> object:
+                return context.__exit__(*exc)  # type: ignore[arg-type]
+
+        return Wrapped()
+
+    svc.store.transaction = transaction  # type: ignore[method-assign]
+    svc.handle([parse(message(pid(), pv1(visit="V100"), ORC, rxa(), RXR, control="C1"), policy)])
+    svc.handle([unkeyed_ras(policy, "C2", start="20260302110000")])
+    assert locked[-1] == ["GENHOSP|V100"]

@@ -146,3 +146,48 @@ def test_a_payer_change_after_charges_went_out_is_credit_and_rebill(policy: Poli
         stored = tx.outcomes(KEY)
     assert [entry.message_id for entry in history] == [body["message_id"] for body in bodies]
     assert [(o.outcome, o.reason) for o in stored] == [(OutcomeKind.CODED, "coded")]
+
+
+def test_the_newer_message_wins_a_tie_in_event_time_whatever_the_arrival_order() -> None:
+    from connector.model.changes import apply_event
+
+    at = datetime(2026, 3, 2, 7, 0, tzinfo=CHICAGO_CDT)
+    v1 = EncounterEvent(REF, EncounterEventKind.UPDATE, at, PatientClass.EMERGENCY, ("MEDICARE",), "ED", version="1")
+    v2 = EncounterEvent(REF, EncounterEventKind.UPDATE, at, PatientClass.OUTPATIENT, ("AETNA",), "INF", version="2")
+    for order in ((v1, v2), (v2, v1)):
+        held = Encounter(KEY)
+        for event in order:
+            held = apply_event(held, event)
+        assert (held.payer_ids, held.patient_class, held.location) == (("AETNA",), PatientClass.OUTPATIENT, "INF")
+    undated = [replace(v1, at=None, version=""), replace(v2, at=None, version="")]
+    results = set()
+    for order in (undated, undated[::-1]):
+        held = Encounter(KEY)
+        for event in order:
+            held = apply_event(held, event)
+        results.add((held.payer_ids, held.patient_class, held.location))
+    assert len(results) == 1
+
+
+def test_times_are_dated_in_the_encounters_facility_zone_however_they_arrived(policy: Policy) -> None:
+    from zoneinfo import ZoneInfo
+
+    from connector.policy.site import SiteProfile
+
+    site = replace(policy, site=SiteProfile(zones={"ORG1": ZoneInfo("America/Chicago")}))
+    utc = admin(1, 0, start=datetime(2026, 3, 3, 3, 27, tzinfo=timezone.utc))
+    coded = evaluate(encounter(utc, patient_class=PatientClass.EMERGENCY, facility="ORG1"), site)
+    assert [line.service_date.isoformat() for line in coded.lines] == ["2026-03-02"]
+    assert "2026-03-02 21:27-06:00" in coded.lines[0].reason
+    elsewhere = evaluate(encounter(utc, patient_class=PatientClass.EMERGENCY, facility="ORG2"), site)
+    assert [line.service_date.isoformat() for line in elsewhere.lines] == ["2026-03-03"]
+
+
+def test_an_unmapped_method_flags_the_line_and_the_outcome_names_it(policy: Policy) -> None:
+    local = admin(1, 0, method=CodedValue((Coding("99LOCAL", "ZZQ"),)))
+    coded = encounter(local, patient_class=PatientClass.EMERGENCY)
+    result = evaluate(coded, policy)
+    assert all("needs_review" in line.flags for line in result.lines)
+    (found,) = outcomes(coded, result, policy)
+    assert (found.outcome, found.reason) == (OutcomeKind.NEEDS_REVIEW, "unmapped_method")
+    assert [(u.kind, u.system, u.code) for u in found.unmapped] == [("method", "99LOCAL", "ZZQ")]

@@ -124,6 +124,20 @@ def test_open_encounters_can_be_filtered_by_idleness(store: Store) -> None:
         assert tx.open_encounters(idle_before=60.0) == ["FAC|V2"]
 
 
+def test_every_encounter_key_is_listed_sorted_and_in_pages(store: Store) -> None:
+    keys = ["FAC|V3", "FAC|V1", "FAC|V10", "FAC|V2"]
+    with store.transaction() as tx:
+        assert tx.encounter_keys() == []
+        for key in keys:
+            tx.put(EncounterState(EncounterRef(key, key[4:]), Encounter(key, closed=key.endswith("2")), 1.0))
+        assert tx.encounter_keys() == sorted(keys)  # this transaction's own writes too
+    with store.transaction() as tx:
+        assert tx.encounter_keys() == ["FAC|V1", "FAC|V10", "FAC|V2", "FAC|V3"]  # open and closed
+        assert tx.encounter_keys(limit=2) == ["FAC|V1", "FAC|V10"]
+        assert tx.encounter_keys(after="FAC|V10", limit=2) == ["FAC|V2", "FAC|V3"]
+        assert tx.encounter_keys(after="FAC|V3") == []
+
+
 def test_a_failure_mark_round_trips_and_keeps_the_encounter_out_of_idle_sweeps(store: Store) -> None:
     marked = replace(state(admin(1), updated_at=10.0), failed="render_failed")
     with store.transaction() as tx:

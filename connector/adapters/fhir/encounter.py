@@ -31,6 +31,7 @@ from connector.adapters.fhir.fields import (
     reference_id,
     text,
 )
+from connector.adapters.fhir.medadmin import version_of
 from connector.adapters.fhir.references import facility_of, referenced
 from connector.adapters.sanity import identifier
 from connector.model import Coding, EncounterEvent, EncounterEventKind, EncounterRef, PatientClass
@@ -116,6 +117,7 @@ def encounter_event(resource: Json, r5: bool, reading: Reading) -> EncounterEven
         _patient_class(codings, reading.policy),
         payer_ids=payer_ids(resource, r5, reading.resolver, where),
         location=_location(resource, r5, reading, where),
+        version=version_of(resource, where, reading.window),
     )
 
 

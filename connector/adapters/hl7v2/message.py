@@ -103,12 +103,13 @@ def parse_hl7(
     payer_ids = primary_payer_ids(message)
     location = " ".join(pv1.value(3).split()) if pv1 else ""
     dedup_key = f"{header[3]}|{facility}|{control_id}"
+    version = f"{clock.utc(sent_text, 'MSH-7') if sent_text else ''}|{control_id}"
     if not is_ras:
         evn = message.first("EVN")
         recorded = evn.value(2) if evn else ""
         at = clock.at(recorded, "EVN-2") if recorded else sent_at
         event_kind = _ADT_TRIGGERS[trigger]
-        event = EncounterEvent(encounter, event_kind, at, patient_class, payer_ids, location)
+        event = EncounterEvent(encounter, event_kind, at, patient_class, payer_ids, location, version=version)
         visit = _visit(pid, pv1, encounter, facility, clock, at, event_kind is EncounterEventKind.CLOSE)
         return ParsedRecord(dedup_key, (), (event,), visit=visit)
     reader = RasReader(
@@ -122,7 +123,9 @@ def parse_hl7(
         primary_field(site.primary_hl7),
     )
     administrations = reader.administrations(message)
-    seen = EncounterEvent(encounter, EncounterEventKind.SEEN, sent_at, patient_class, payer_ids, location)
+    seen = EncounterEvent(
+        encounter, EncounterEventKind.SEEN, sent_at, patient_class, payer_ids, location, version=version
+    )
     if encounter.key:
         return ParsedRecord(dedup_key, administrations, (seen,), order_ids=placer_ids(message, facility))
     hints = identity_hints(message, pid, facility, tuple(a.start for a in administrations))

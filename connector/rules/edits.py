@@ -1,0 +1,253 @@
+"""Step 5b: CMS edits on the lines of an encounter — MUE unit limits and NCCI PTP pairs (coding rules §3, §6).
+
+Applied after units became lines and before line ids are derived, with the tables in force on
+the encounter's first date of service (``policy.cms``, ``docs/cms-policy-files.md``).
+
+**MUE** (a payer file's ``mue`` entry for the code and claim type first, else the CMS table):
+
+- MAI 1, line edit: each line's units are capped at the value.
+- MAI 2, date-of-service edit (policy): the units of the code on the date, over all its lines
+  (e.g. with different modifiers), are capped at the value; CMS does not pay more on appeal.
+- MAI 3, date-of-service edit (clinical): capped the same way, and the line needs review:
+  clinical documentation may support more units on appeal.
+
+A capped line carries ``mue_capped`` and its reason says how many units were over, the MAI and
+the CMS file. When the cap leaves a line no unit (a value of 0, or a date-of-service value the
+earlier lines of the day used up), the line is not emitted: it is returned as ``Withheld`` and
+its administrations say why (``mue_exceeded``) — never a silent drop. A code with no value in
+the loaded tables is ``no_mue_on_file``.
+
+**PTP**: when the lines of one date hold both codes of an edit in force that date
+(effective ≤ date < deletion), the column-2 line is the one CMS denies:
+
+- modifier indicator 0: ``ptp_conflict`` + ``needs_review`` (no modifier can bypass it);
+- indicator 1: the payer's distinct-service modifier (its ``second_site_modifier``: 59, or XS
+  for Medicare, Aetna and Cigna) only where the rules document allows one — a second initial at
+  a documented separate vascular access site (§3, CMS RAC topic 0071). Any other column-2 line
+  is ``ptp_conflict`` + ``needs_review``: the feed does not show the services distinct;
+- indicator 9: nothing (the edit does not apply).
+
+A separate same-day encounter (§3) is coded on its own, so its lines never meet the other
+encounter's here; its initial line carries ``separate_encounter_modifier`` (XE) as before.
+Two lines of one encounter are never distinct by being in a separate encounter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from connector.model import ClaimType
+from connector.policy.cms import (
+    MAI_CLINICAL,
+    MAI_LINE,
+    MAI_NAMES,
+    MODIFIER_ALLOWED,
+    MODIFIER_NOT_ALLOWED,
+    MueTable,
+    PtpTable,
+)
+from connector.policy.model import MueLimit
+
+NO_MUE = "no_mue_on_file"
+MUE_CAPPED = "mue_capped"
+PTP_CONFLICT = "ptp_conflict"
+NEEDS_REVIEW = "needs_review"
+
+
+class Draft:
+    """A line before its id: what the edits may change (units, modifiers, reason, flags)."""
+
+    __slots__ = ("admin_ids", "code", "day", "department", "flags", "modifiers", "reason", "rule", "units")
+
+    def __init__(
+        self,
+        day: date,
+        code: str,
+        modifiers: tuple[str, ...],
+        units: int,
+        admin_ids: tuple[str, ...],
+        rule: str,
+        reason: str,
+        flags: set[str],
+        department: str,
+    ) -> None:
+        self.day = day
+        self.code = code
+        self.modifiers = modifiers
+        self.units = units
+        self.admin_ids = admin_ids
+        self.rule = rule
+        self.reason = reason
+        self.flags = flags
+        self.department = department
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """A line the MUE left no unit: not emitted, explained on its administrations.
+
+    Attributes:
+        day: Its date of service.
+        code: Its code.
+        modifiers: Its modifiers (with ``day`` and ``code``, the line's key).
+        admin_ids: The administrations behind it.
+        reason: Why it is not billed (one sentence naming the MUE, the MAI and the CMS file).
+    """
+
+    day: date
+    code: str
+    modifiers: tuple[str, ...]
+    admin_ids: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Limit:
+    value: int
+    mai: int
+    source: str  # "CMS file X" or the payer entry's reference
+
+
+def apply_mue(
+    drafts: list[Draft], claim_type: ClaimType, overrides: Mapping[str, MueLimit], table: MueTable | None
+) -> list[Withheld]:
+    """Cap units per MAI (drafts sorted by date, code, modifiers); return the lines left no unit."""
+    if table is None and not overrides:
+        for draft in drafts:
+            draft.flags.add(NO_MUE)
+        return []
+    limits: dict[str, _Limit | None] = {}
+    by_day_code: dict[tuple[date, str], list[Draft]] = {}
+    for draft in drafts:
+        if draft.code not in limits:
+            limits[draft.code] = _limit(draft.code, claim_type, overrides, table)
+        by_day_code.setdefault((draft.day, draft.code), []).append(draft)
+    withheld: list[Withheld] = []
+    for (day, code), group in by_day_code.items():
+        limit = limits[code]
+        if limit is None:
+            for draft in group:
+                draft.flags.add(NO_MUE)
+            continue
+        if limit.mai == MAI_LINE:
+            for draft in group:
+                if draft.units > limit.value:
+                    withheld.extend(_cap(draft, limit.value, limit, draft.units))
+            continue
+        total = sum(d.units for d in group)
+        if total <= limit.value:
+            continue
+        remaining = limit.value
+        for draft in group:
+            kept = min(draft.units, remaining)
+            remaining -= kept
+            if kept < draft.units:
+                withheld.extend(_cap(draft, kept, limit, total, day if len(group) > 1 else None))
+    return withheld
+
+
+def _limit(
+    code: str, claim_type: ClaimType, overrides: Mapping[str, MueLimit], table: MueTable | None
+) -> _Limit | None:
+    override = overrides.get(code)
+    value = override.limit(claim_type) if override is not None else None
+    if override is not None and value is not None:
+        return _Limit(value, override.mai, override.reference)
+    edit = table.edits.get(code) if table is not None else None
+    if edit is None:
+        return None
+    return _Limit(edit.value, edit.mai, f"CMS file {edit.source}")
+
+
+def _cap(draft: Draft, kept: int, limit: _Limit, total: int, shared_day: date | None = None) -> list[Withheld]:
+    """Cap one line at ``kept`` units, saying why; the line as withheld when none is left."""
+    over = total - limit.value
+    cut = draft.units - kept
+    scope = f"{total} units of {draft.code} on {shared_day.isoformat()} over all its lines, " if shared_day else ""
+    sentence = (
+        f"{scope}{_units(over)} over the MUE of {limit.value} "
+        f"(MAI {limit.mai}, {MAI_NAMES.get(limit.mai, 'unknown')}; {limit.source}): "
+    )
+    sentence += f"{_units(cut)} of this line not billed." if shared_day else "not billed."
+    if limit.mai == MAI_CLINICAL:
+        sentence += (
+            f" Needs review: clinical documentation may support more than {limit.value} "
+            f"(MAI 3: payable on appeal with it)."
+        )
+        draft.flags.add(NEEDS_REVIEW)
+    elif limit.mai != MAI_LINE:
+        sentence += " Not payable on appeal (MAI 2: CMS policy)."
+    draft.units = kept
+    draft.flags.add(MUE_CAPPED)
+    draft.reason = f"{draft.reason} {sentence}"
+    if kept:
+        return []
+    modifiers = f"-{'-'.join(draft.modifiers)}" if draft.modifiers else ""
+    return [
+        Withheld(
+            draft.day,
+            draft.code,
+            draft.modifiers,
+            draft.admin_ids,
+            f"{draft.code}{modifiers} on {draft.day.isoformat()}: {sentence}",
+        )
+    ]
+
+
+def _units(count: int) -> str:
+    return f"{count} unit" if count == 1 else f"{count} units"
+
+
+def apply_ptp(drafts: list[Draft], table: PtpTable | None, modifier: str, distinct_ids: frozenset[str]) -> None:
+    """Flag (or, at a documented separate site, modify) the column-2 lines of the PTP edits in force.
+
+    Args:
+        drafts: The lines still billed (units > 0).
+        table: The PTP table in force for the encounter (None: nothing to do).
+        modifier: The payer's distinct-service modifier (``second_site_modifier``).
+        distinct_ids: Administrations of the second-site initials (a documented separate
+            vascular access site, §3).
+    """
+    if table is None or not table.by_column2:
+        return
+    by_day: dict[date, dict[str, list[Draft]]] = {}
+    for draft in drafts:
+        by_day.setdefault(draft.day, {}).setdefault(draft.code, []).append(draft)
+    for day, codes in by_day.items():
+        for code, lines in codes.items():
+            seen: set[str] = set()
+            for edit in table.by_column2.get(code, ()):
+                column1 = edit.column1
+                if column1 == code or column1 not in codes or column1 in seen or not edit.applies(day):
+                    continue
+                seen.add(column1)
+                if edit.modifier not in (MODIFIER_NOT_ALLOWED, MODIFIER_ALLOWED):
+                    continue  # 9: not applicable
+                pair = (
+                    f"NCCI PTP edit {column1}/{code} ({edit.rationale or 'no rationale given'}; CMS file {edit.source})"
+                )
+                for draft in lines:
+                    if edit.modifier == MODIFIER_ALLOWED and _distinct_site(draft, distinct_ids):
+                        if modifier not in draft.modifiers:
+                            draft.modifiers = tuple(sorted((*draft.modifiers, modifier)))
+                        draft.reason += (
+                            f" {pair}: modifier indicator 1, {modifier} shows a separate vascular access site."
+                        )
+                        continue
+                    why = (
+                        "no modifier is allowed (indicator 0)"
+                        if edit.modifier == MODIFIER_NOT_ALLOWED
+                        else "a modifier is allowed (indicator 1) only for a documented separate access site "
+                        "or encounter, which the feed does not show"
+                    )
+                    draft.flags.update((PTP_CONFLICT, NEEDS_REVIEW))
+                    draft.reason += (
+                        f" Needs review: {pair}: {code} is denied beside {column1} on {day.isoformat()}, {why}."
+                    )
+
+
+def _distinct_site(draft: Draft, distinct_ids: frozenset[str]) -> bool:
+    """A second initial at a documented separate access site (the only line §3 lets take the modifier)."""
+    return draft.rule.startswith("initial.") and not distinct_ids.isdisjoint(draft.admin_ids)
