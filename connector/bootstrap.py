@@ -58,6 +58,17 @@ def renderers(
     return {name: available[name] for name in names}
 
 
+IDENTITY_KEY_ENV = "IVPUSH_IDENTITY_KEY"
+
+
+def identity_key() -> bytes:
+    """The site's secret for ``patient_day`` encounter keys (``IVPUSH_IDENTITY_KEY``; empty: none).
+
+    Keep it stable: a new key gives the same patient's day a new encounter key.
+    """
+    return os.environ.get(IDENTITY_KEY_ENV, "").encode()
+
+
 def local_zone(name: str | None) -> tzinfo:
     """The site's zone for HL7 times sent without an offset (``--zone``/``IVPUSH_TIMEZONE``).
 

@@ -8,7 +8,9 @@ what earlier messages said run here, in the order the site's chain lists them:
 2. ``visit``: the patient's single ADT visit whose window (admit … discharge) covers the
    first administration; two covering visits are ambiguous and never guessed between;
 3. the site fallback ``patient_day``: one encounter per patient and local day of service,
-   keyed by a digest (the key is logged, the patient id must not be);
+   keyed by an HMAC of the patient key and the date under the site's identity key
+   (``IVPUSH_IDENTITY_KEY``): encounter keys are logged, and a plain digest of an MRN can be
+   reversed by trying every MRN. Without a key the fallback does not apply;
 4. otherwise the input is rejected ``missing_encounter_key`` (parked: re-driven once the
    ADT or the order's first message has arrived).
 
@@ -19,10 +21,11 @@ store's: first committed link wins, visit windows merge, two covering visits are
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import replace
 
 from connector.model import EncounterEvent, EncounterRef, IdentityHints, ParsedRecord
-from connector.model.ids import digest
 from connector.policy.site import SiteProfile
 from connector.settle import Failure
 from connector.store.base import Transaction
@@ -39,7 +42,7 @@ def learn(tx: Transaction, record: ParsedRecord) -> None:
         tx.add_visit(record.visit)
 
 
-def resolve(record: ParsedRecord, site: SiteProfile, tx: Transaction) -> ParsedRecord | Failure:
+def resolve(record: ParsedRecord, site: SiteProfile, tx: Transaction, secret: bytes = b"") -> ParsedRecord | Failure:
     """The record keyed to its encounter, or why it cannot be."""
     hints = record.unresolved
     if hints is None:
@@ -53,7 +56,11 @@ def resolve(record: ParsedRecord, site: SiteProfile, tx: Transaction) -> ParsedR
         if key:
             break
     if not key and site.fallback == "patient_day" and hints.patient_key and hints.at is not None:
-        key = f"{hints.authority}|pd-{digest((hints.patient_key, hints.at.date().isoformat()), 16)}"
+        if not secret:
+            return Failure(MISSING_ENCOUNTER_KEY, "the patient_day fallback needs an identity key (IVPUSH_IDENTITY_KEY)")
+        day = hints.at.date().isoformat()
+        mac = hmac.new(secret, f"{hints.patient_key}\x1f{day}".encode(), hashlib.sha256).hexdigest()[:24]
+        key = f"{hints.authority}|pd-{mac}"
     if not key:
         return Failure(MISSING_ENCOUNTER_KEY, "no visit number, order link or ADT visit names the encounter")
     return keyed(record, key)

@@ -57,12 +57,15 @@ class ServiceSettings:
         claim_type: Claim type for new encounters.
         default_payer: Payer policy when the feed names no insurance (an identifier the site
             payer map lacks keeps it too, and puts the lines under review).
+        identity_key: The site's secret for ``patient_day`` encounter keys
+            (``IVPUSH_IDENTITY_KEY``, ``connector.identity``); empty: that fallback is off.
     """
 
     renderers: Mapping[str, Renderer]
     emit_on: EmitOn = EmitOn.CLOSE
     claim_type: ClaimType = ClaimType.FACILITY
     default_payer: str = "default"
+    identity_key: bytes = b""
 
 
 @dataclass
@@ -262,7 +265,7 @@ class Service:
             keyed: list[ParsedRecord] = []
             for record in group:
                 if record.unresolved is not None and not tx.is_seen(record.dedup_key):
-                    found = resolve(record, self.policy.site, tx)
+                    found = resolve(record, self.policy.site, tx, self.settings.identity_key)
                     if isinstance(found, Failure):
                         failures[index] = found
                         break

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from connector.bootstrap import policy_from_settings
+from connector.bootstrap import IDENTITY_KEY_ENV, identity_key, policy_from_settings
 from connector.cli.options import mappings_option
 from connector.config import Problem, Settings, collect
 from connector.config.checks import file_problems
@@ -41,6 +41,12 @@ def check(mappings: Path | None, config_path: Path | None, show: bool) -> None:
     policy = _policy_or_none(settings.coding.mappings if settings else mappings)
     if policy is not None:
         click.echo(_mappings_summary(policy))
+        if policy.site.fallback == "patient_day" and not identity_key():
+            click.echo(
+                f"warning: the site fallback patient_day needs {IDENTITY_KEY_ENV} (a stable secret); "
+                "without it messages that name no encounter are parked missing_encounter_key",
+                err=True,
+            )
         if settings is not None and settings.coding.payer not in policy.payers:
             known = ", ".join(sorted(policy.payers))
             message = f"unknown payer policy '{settings.coding.payer}'; the mappings have: {known}"

@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from connector.adapters.sanity import parse_window
-from connector.bootstrap import StoreOpenError, local_zone, open_store, renderers, store_label
+from connector.bootstrap import StoreOpenError, identity_key, local_zone, open_store, renderers, store_label
 from connector.bus.config import AmqpSettings
 from connector.bus.consumer import Consumer, ConsumerSettings, Stop
 from connector.bus.errors import AccessRefused, ConfigError
@@ -179,7 +179,7 @@ def consume(config_path: Path | None, formats: tuple[str, ...], **options: Any) 
         click.echo(f"error: {error}", err=True)
         raise SystemExit(2) from error
     outputs = renderers(coding.formats, settings.dft.emitter_settings(), settings.chargeitem.emitter_settings())
-    service_settings = ServiceSettings(outputs, coding.emit_on, coding.claim_type, coding.payer)
+    service_settings = ServiceSettings(outputs, coding.emit_on, coding.claim_type, coding.payer, identity_key())
     service = Service(store, policy, service_settings, clock=time.time)
     stop = Stop()
     stop.install()

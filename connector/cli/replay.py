@@ -18,7 +18,7 @@ from connector.adapters.archive import DEFAULT_MAX_BYTES, Record, read_records
 from connector.adapters.dispatch import read_record
 from connector.adapters.errors import AdapterError
 from connector.adapters.sanity import DEFAULT_WINDOW_TEXT, TimeWindow
-from connector.bootstrap import FORMATS, StoreOpenError, local_zone, open_store, renderers
+from connector.bootstrap import FORMATS, StoreOpenError, identity_key, local_zone, open_store, renderers
 from connector.cli.options import load_or_exit, mappings_option
 from connector.cli.replay_io import batches, drain, exit_if_missing, open_output
 from connector.cli.replay_options import BATCH, ReplayOptions, fresh, keep, time_window
@@ -255,7 +255,9 @@ def _replay(
     options: ReplayOptions, policy: Policy, out: BinaryIO, reject_file: TextIO | None, store: Store
 ) -> ReplayReport:
     report = ReplayReport()
-    settings = ServiceSettings(renderers([options.fmt]), options.emit_on, options.claim_type, options.payer)
+    settings = ServiceSettings(
+        renderers([options.fmt]), options.emit_on, options.claim_type, options.payer, identity_key()
+    )
     service = Service(store, policy, settings, clock=time.time)
     drain(store, out)  # what an interrupted run left unsent goes out first
     tqdm.monitor_interval = 0  # no monitor thread: Ctrl-C must reach the main thread, even blocked in a read

@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from connector.cli.main import cli
 from connector.model import (
     Administration,
+    ChargeLine,
     ChargeResult,
     ClaimType,
     CodedValue,
@@ -162,7 +163,7 @@ def three_pushes(**changes: object) -> Encounter:
     return encounter(admin(1, 0), admin(2, 40), admin(3, 80), **changes)
 
 
-def line(result: ChargeResult, code: str, modifiers: tuple[str, ...] = ()) -> object:
+def line(result: ChargeResult, code: str, modifiers: tuple[str, ...] = ()) -> ChargeLine:
     found = [ln for ln in result.lines if ln.code == code and ln.modifiers == modifiers]
     assert len(found) == 1, [(ln.code, ln.modifiers, ln.units) for ln in result.lines]
     return found[0]
@@ -270,22 +271,20 @@ def test_no_cms_file_loaded_leaves_the_lines_and_the_version_as_before(policy: P
 def test_mai_1_caps_the_line_and_explains_the_units_over(tmp_path: Path) -> None:
     result = evaluate(three_pushes(), with_mue(tmp_path, [("96374", 1, 1), ("96376", 1, 1)]))
     repeat = line(result, "96376")
-    assert repeat.units == 1 and repeat.flags == ("mue_capped",)  # type: ignore[attr-defined]
-    assert repeat.reason.endswith(  # type: ignore[attr-defined]
-        f"1 unit over the MUE of 1 (MAI 1, line edit; CMS file {MUE_NAME}): not billed."
-    )
-    assert line(result, "96374").flags == ()  # type: ignore[attr-defined]
+    assert repeat.units == 1 and repeat.flags == ("mue_capped",)
+    assert repeat.reason.endswith(f"1 unit over the MUE of 1 (MAI 1, line edit; CMS file {MUE_NAME}): not billed.")
+    assert line(result, "96374").flags == ()
     assert result.policy_version == "cpt-2026.1/facility/mue-2026q1"
 
 
 def test_mai_2_caps_and_says_appeals_do_not_pay_more(tmp_path: Path) -> None:
     result = evaluate(three_pushes(), with_mue(tmp_path, [("96376", 1, 2)]))
     repeat = line(result, "96376")
-    assert repeat.units == 1 and repeat.flags == ("mue_capped",)  # type: ignore[attr-defined]
-    assert "(MAI 2, date-of-service edit: policy; CMS file" in repeat.reason  # type: ignore[attr-defined]
-    assert repeat.reason.endswith("Not payable on appeal (MAI 2: CMS policy).")  # type: ignore[attr-defined]
+    assert repeat.units == 1 and repeat.flags == ("mue_capped",)
+    assert "(MAI 2, date-of-service edit: policy; CMS file" in repeat.reason
+    assert repeat.reason.endswith("Not payable on appeal (MAI 2: CMS policy).")
     # 96374 is not in the loaded table: only that line says so
-    assert line(result, "96374").flags == ("no_mue_on_file",)  # type: ignore[attr-defined]
+    assert line(result, "96374").flags == ("no_mue_on_file",)
 
 
 def test_mai_3_caps_and_asks_for_review(tmp_path: Path) -> None:
@@ -293,8 +292,8 @@ def test_mai_3_caps_and_asks_for_review(tmp_path: Path) -> None:
     coded = three_pushes()
     result = evaluate(coded, policy)
     repeat = line(result, "96376")
-    assert repeat.units == 1 and repeat.flags == ("mue_capped", "needs_review")  # type: ignore[attr-defined]
-    assert "Needs review: clinical documentation may support more than 1" in repeat.reason  # type: ignore[attr-defined]
+    assert repeat.units == 1 and repeat.flags == ("mue_capped", "needs_review")
+    assert "Needs review: clinical documentation may support more than 1" in repeat.reason
     found = {o.administration_id: o for o in outcomes(coded, result, policy)}
     assert found["a3"].outcome is OutcomeKind.NEEDS_REVIEW
 
@@ -315,13 +314,13 @@ def test_date_of_service_mais_add_the_units_of_every_line_of_the_code_that_day(t
     coded = second_site_pushes()
     result = evaluate(coded, policy)
     kept = line(result, "96374")
-    assert kept.units == 1 and kept.administration_ids == ("a1",)  # type: ignore[attr-defined]
+    assert kept.units == 1 and kept.administration_ids == ("a1",)
     assert [ln.modifiers for ln in result.lines] == [()]  # the 59 line is not billed …
     found = {o.administration_id: o for o in outcomes(coded, result, policy)}
     assert (found["a2"].outcome, found["a2"].reason) == (OutcomeKind.NO_LINE, "mue_exceeded")  # … and says so
     assert (
-        f"96374-59 on 2026-03-02: 2 units of 96374 on 2026-03-02 over all its lines, 1 unit over the MUE of 1 (MAI {mai}"
-        in found["a2"].detail
+        "96374-59 on 2026-03-02: 2 units of 96374 on 2026-03-02 over all its lines, "
+        f"1 unit over the MUE of 1 (MAI {mai}" in found["a2"].detail
     )
 
 
@@ -355,14 +354,14 @@ def test_a_payer_files_mue_entry_overrides_the_cms_table(tmp_path: Path) -> None
         encoding="utf-8",
     )
     result = evaluate(three_pushes(), load_policy(site))
-    assert line(result, "96376").units == 2 and line(result, "96376").flags == ()  # type: ignore[attr-defined]
+    assert line(result, "96376").units == 2 and line(result, "96376").flags == ()
 
 
 def test_an_mue_table_applies_only_to_its_claim_type(tmp_path: Path) -> None:
     policy = with_mue(tmp_path, [("96374", 1, 2), ("96376", 1, 1)])
     result = evaluate(three_pushes(claim_type=ClaimType.PROFESSIONAL), policy)
     assert result.policy_version == "cpt-2026.1/professional"
-    assert all(ln.flags == ("no_mue_on_file",) for ln in result.lines)
+    assert result.lines and all("no_mue_on_file" in ln.flags for ln in result.lines)
 
 
 # --- two quarters side by side -----------------------------------------------------------------
@@ -379,8 +378,8 @@ def test_two_quarters_side_by_side_each_encounter_coded_by_its_first_date_of_ser
     april = evaluate(
         encounter(*(replace(a, start=a.start + timedelta(days=30)) for a in three_pushes().administrations)), policy
     )
-    assert march.policy_version == "cpt-2026.1/facility/mue-2026q1" and line(march, "96376").units == 1  # type: ignore[attr-defined]
-    assert april.policy_version == "cpt-2026.1/facility/mue-2026q2" and line(april, "96376").units == 2  # type: ignore[attr-defined]
+    assert march.policy_version == "cpt-2026.1/facility/mue-2026q1" and line(march, "96376").units == 1
+    assert april.policy_version == "cpt-2026.1/facility/mue-2026q2" and line(april, "96376").units == 2
     # an encounter from March 31 into April 1 is coded whole under the quarter of its first date
     late = [admin(1, 0), admin(2, 40), admin(3, 80)]
     spanning = encounter(*(replace(a, start=a.start + timedelta(days=29, hours=15)) for a in late))
@@ -416,7 +415,7 @@ def test_a_hand_edited_cms_mapping_is_checked_with_file_and_line(tmp_path: Path)
     )
     with pytest.raises(MappingError) as caught:
         load_policy(site)
-    assert caught.value.problems == [f"{path}:18: mai must be 1, 2 or 3 (MUE adjudication indicator): 4"]
+    assert caught.value.problems == [f"{path}:17: mai must be 1, 2 or 3 (MUE adjudication indicator): 4"]
 
 
 def test_quarter_labels() -> None:
@@ -488,19 +487,19 @@ def test_indicator_0_flags_the_column_2_line_naming_the_pair_and_rationale(tmp_p
     result = evaluate(infusion_then_push(), policy)
     assert result.policy_version == "cpt-2026.1/facility/ptp-2026q1"
     push = line(result, "96375")
-    assert set(push.flags) == {"ptp_conflict", "needs_review", "no_mue_on_file"}  # type: ignore[attr-defined]
+    assert set(push.flags) == {"ptp_conflict", "needs_review", "no_mue_on_file"}
     assert (
         "Needs review: NCCI PTP edit 96365/96375 (Misuse of column two code with column one code; "
         f"CMS file {PTP_NAME}): 96375 is denied beside 96365 on 2026-03-02, no modifier is allowed (indicator 0)."
-    ) in push.reason  # type: ignore[attr-defined]
-    assert "ptp_conflict" not in line(result, "96365").flags  # type: ignore[attr-defined]
+    ) in push.reason
+    assert "ptp_conflict" not in line(result, "96365").flags
 
 
 def test_indicator_1_without_a_documented_separate_site_flags_the_line(tmp_path: Path) -> None:
     result = evaluate(infusion_then_push(), with_ptp(tmp_path, [("96365", "96375", "20260101", "*", 1)]))
     push = line(result, "96375")
-    assert "ptp_conflict" in push.flags and push.modifiers == ()  # type: ignore[attr-defined]
-    assert "only for a documented separate access site or encounter" in push.reason  # type: ignore[attr-defined]
+    assert "ptp_conflict" in push.flags and push.modifiers == ()
+    assert "only for a documented separate access site or encounter" in push.reason
 
 
 def test_indicator_1_at_a_documented_second_site_takes_the_distinct_service_modifier(tmp_path: Path) -> None:
@@ -508,16 +507,16 @@ def test_indicator_1_at_a_documented_second_site_takes_the_distinct_service_modi
     coded = encounter(infusion(1, 0, 60, site="L-ANTECUBITAL"), admin(2, 90, MORPHINE, site="R-HAND"))
     result = evaluate(coded, policy)
     second = line(result, "96374", ("59",))
-    assert "ptp_conflict" not in second.flags and "needs_review" not in second.flags  # type: ignore[attr-defined]
-    assert "NCCI PTP edit 96365/96374" in second.reason  # type: ignore[attr-defined]
-    assert "59 shows a separate vascular access site" in second.reason  # type: ignore[attr-defined]
+    assert "ptp_conflict" not in second.flags and "needs_review" not in second.flags
+    assert "NCCI PTP edit 96365/96374" in second.reason
+    assert "59 shows a separate vascular access site" in second.reason
 
 
 def test_indicator_1_on_a_separate_same_day_encounter_is_still_flagged_within_it(tmp_path: Path) -> None:
     policy = with_ptp(tmp_path, [("96365", "96375", "20260101", "*", 1)], separate_encounter_modifier="XE")
     result = evaluate(replace(infusion_then_push(), separate_same_day=True), policy)
     assert line(result, "96365", ("XE",)) is not None  # the other encounter's pair: XE on the initial, as before
-    assert "ptp_conflict" in line(result, "96375").flags  # type: ignore[attr-defined]
+    assert "ptp_conflict" in line(result, "96375").flags
 
 
 def test_indicator_9_does_nothing(tmp_path: Path) -> None:
@@ -538,7 +537,7 @@ def test_indicator_9_does_nothing(tmp_path: Path) -> None:
 )
 def test_effective_and_deletion_dates(tmp_path: Path, effective: str, deleted: str, applies: bool) -> None:
     result = evaluate(infusion_then_push(), with_ptp(tmp_path, [("96365", "96375", effective, deleted, 0)]))
-    assert ("ptp_conflict" in line(result, "96375").flags) is applies  # type: ignore[attr-defined]
+    assert ("ptp_conflict" in line(result, "96375").flags) is applies
 
 
 def test_both_tables_name_their_quarters_in_the_version(tmp_path: Path) -> None:

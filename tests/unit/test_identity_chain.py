@@ -19,8 +19,9 @@ from connector.store.memory import MemoryStore
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "hl7"
 
 
-def service(policy: Policy) -> Service:
-    return Service(MemoryStore(), policy, ServiceSettings({"json": json_charge.render}), clock=lambda: 1000.0)
+def service(policy: Policy, key: bytes = b"site secret") -> Service:
+    settings = ServiceSettings({"json": json_charge.render}, identity_key=key)
+    return Service(MemoryStore(), policy, settings, clock=lambda: 1000.0)
 
 
 def charged_keys(svc: Service) -> list[tuple[str, str]]:
@@ -105,6 +106,11 @@ def test_the_patient_day_fallback_keys_one_encounter_per_patient_and_day_without
     assert "MRN0001" not in key[1]
     bodies = [json.loads(row.body) for row in svc.store.pending()]
     assert [line["code"] for line in bodies[0]["lines"]] == ["96374", "96376"]
+    other_key = service(site, b"another secret")
+    handle(other_key, first, second)
+    assert charged_keys(other_key) != [key]  # keyed by the site's secret: not a digest anyone can recompute
+    without = handle(service(site, b""), first, second)
+    assert [f.code for f in without.rejected.values()] == [MISSING_ENCOUNTER_KEY] * 2
 
 
 @pytest.mark.skipif(not SAMPLES.is_dir(), reason="the shared samples are beside the repository")
