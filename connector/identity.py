@@ -57,7 +57,7 @@ def resolve(record: ParsedRecord, site: SiteProfile, tx: Transaction, secret: by
             break
     if not key and site.fallback == "patient_day" and hints.patient_key and hints.at is not None:
         if not secret:
-            return Failure(MISSING_ENCOUNTER_KEY, "the patient_day fallback needs an identity key (IVPUSH_IDENTITY_KEY)")
+            return Failure(MISSING_ENCOUNTER_KEY, "the patient_day fallback needs IVPUSH_IDENTITY_KEY")
         day = hints.at.date().isoformat()
         mac = hmac.new(secret, f"{hints.patient_key}\x1f{day}".encode(), hashlib.sha256).hexdigest()[:24]
         key = f"{hints.authority}|pd-{mac}"

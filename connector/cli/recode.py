@@ -34,7 +34,6 @@ from typing import BinaryIO, TextIO
 import click
 
 from connector.bootstrap import FORMATS, POSTGRES_SCHEMES, StoreOpenError, open_store, renderers, store_label
-from connector.cli.consume import config_option
 from connector.cli.options import exit_with_error, load_or_exit, mappings_option, settings_or_exit
 from connector.cli.recode_report import RecodeReport
 from connector.cli.replay_io import drain, open_output
@@ -68,7 +67,13 @@ class RecodeOptions:
 
 
 @click.command()
-@config_option
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="IVPUSH_CONFIG",
+    help="TOML settings (a consumer's): state.url, coding.formats and mappings, [dft], [chargeitem].",
+)
 @click.option(
     "--state",
     help="The state: a SQLite file or a postgresql:// URL [default: the config's state.url]. A URL with a "
@@ -80,7 +85,9 @@ class RecodeOptions:
     "--claim-type", type=click.Choice([c.value for c in ClaimType]), help="Recode as this claim type [default: keep]."
 )
 @click.option("--policy", "payer", help="Default payer policy (when the feed named none) [default: keep].")
-@click.option("--policy-version", help="Code with this loaded policy version (refused if not loaded).")
+@click.option(
+    "--policy-version", help="A loaded policy version (a payer's meta.version, a CMS quarter): checked, reported."
+)
 @click.option(
     "--format",
     "formats",

@@ -91,8 +91,8 @@ class Review:
     """Why lines need a person's review, naming what the feed sent (no patient data).
 
     Attributes:
-        code: ``unknown_class``, ``unmapped_payer``, ``duration_review``, ``time_review`` or
-            ``initial_choice``.
+        code: ``unknown_class``, ``unmapped_payer``, ``duration_review``, ``time_review``,
+            ``initial_choice``, ``mue_clinical`` or ``ptp_conflict`` (CMS edits).
         detail: One sentence naming the identifier, field or times involved.
         administration_ids: The administrations concerned (empty: the whole encounter).
         sent: The identifiers as sent that the review is about (``unmapped_payer``).

@@ -99,21 +99,22 @@ def _build(
             f"professional_suppression_action must be one of {ACTIONS}",
         )
     mue: dict[str, MueLimit] = {}
+    mue_file = settings["mue"][1] if "mue" in settings else files[-1]  # the file that set it
     for row in values.get("mue") or []:
         reference = str(row.get("reference") or "") if isinstance(row, Mapping) else ""
         if not isinstance(row, Mapping) or not row.get("code") or "CMS" not in reference:
             problems.add(
-                files[-1].where(row if isinstance(row, Mapping) else None),
+                mue_file.where(row if isinstance(row, Mapping) else None),
                 "an MUE value needs code, units and a reference naming its quarterly CMS file",
             )
             continue
         units = [row.get(key) for key in ("facility_units", "professional_units")]
         mai = row.get("mai", MAI_LINE)
         if any(u is not None and (not isinstance(u, int) or isinstance(u, bool) or u < 0) for u in units):
-            problems.add(files[-1].where(row), "facility_units and professional_units must be whole numbers ≥ 0")
+            problems.add(mue_file.where(row), "facility_units and professional_units must be whole numbers ≥ 0")
             continue
         if mai not in MAI_NAMES or isinstance(mai, bool):
-            problems.add(files[-1].where(row, "mai"), f"mai must be 1, 2 or 3 (MUE adjudication indicator): {mai!r}")
+            problems.add(mue_file.where(row, "mai"), f"mai must be 1, 2 or 3 (MUE adjudication indicator): {mai!r}")
             continue
         mue[str(row["code"])] = MueLimit(str(row["code"]), units[0], units[1], reference, int(mai))
     return PayerPolicy(

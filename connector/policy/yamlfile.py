@@ -45,8 +45,10 @@ class Problems:
     items: list[str] = field(default_factory=list)
 
     def add(self, where: str, message: str) -> None:
-        """Record a problem at ``file:line``."""
-        self.items.append(f"{where}: {message}")
+        """Record a problem at ``file:line`` (once: a setting inherited by several payers is one problem)."""
+        text = f"{where}: {message}"
+        if text not in self.items:
+            self.items.append(text)
 
     def raise_if_any(self) -> None:
         """Raise ``MappingError`` listing every problem recorded."""

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from connector.model import ClaimType
+from connector.model import ClaimType, Review
 from connector.policy.cms import (
     MAI_CLINICAL,
     MAI_LINE,
@@ -54,6 +54,7 @@ NO_MUE = "no_mue_on_file"
 MUE_CAPPED = "mue_capped"
 PTP_CONFLICT = "ptp_conflict"
 NEEDS_REVIEW = "needs_review"
+MUE_CLINICAL = "mue_clinical"  # review code: units capped by an MAI 3 edit
 
 
 class Draft:
@@ -109,11 +110,22 @@ class _Limit:
     mai: int
     source: str  # "CMS file X" or the payer entry's reference
 
+    def __str__(self) -> str:
+        """``2 (MAI 1, line edit; CMS file X)``: the value and where it comes from, for reasons."""
+        return f"{self.value} (MAI {self.mai}, {MAI_NAMES.get(self.mai, 'unknown')}; {self.source})"
+
 
 def apply_mue(
-    drafts: list[Draft], claim_type: ClaimType, overrides: Mapping[str, MueLimit], table: MueTable | None
+    drafts: list[Draft],
+    claim_type: ClaimType,
+    overrides: Mapping[str, MueLimit],
+    table: MueTable | None,
+    reviews: list[Review],
 ) -> list[Withheld]:
-    """Cap units per MAI (drafts sorted by date, code, modifiers); return the lines left no unit."""
+    """Cap units per MAI (drafts sorted by date, code, modifiers); return the lines left no unit.
+
+    A line capped under MAI 3 adds a ``mue_clinical`` review (what to check) to ``reviews``.
+    """
     if table is None and not overrides:
         for draft in drafts:
             draft.flags.add(NO_MUE)
@@ -134,17 +146,25 @@ def apply_mue(
         if limit.mai == MAI_LINE:
             for draft in group:
                 if draft.units > limit.value:
-                    withheld.extend(_cap(draft, limit.value, limit, draft.units))
+                    over = _units(draft.units - limit.value)
+                    sentence = f"{over} over the MUE of {limit}: not billed."
+                    withheld.extend(_cap(draft, limit.value, sentence, limit, reviews))
             continue
         total = sum(d.units for d in group)
         if total <= limit.value:
             continue
+        over = f"{_units(total - limit.value)} over the MUE of {limit}"
+        if len(group) > 1:
+            over = f"{total} units of {code} on {day.isoformat()} over all its lines, {over}"
         remaining = limit.value
         for draft in group:
             kept = min(draft.units, remaining)
             remaining -= kept
-            if kept < draft.units:
-                withheld.extend(_cap(draft, kept, limit, total, day if len(group) > 1 else None))
+            if kept == draft.units:  # keeps its units: says what the others lost
+                draft.reason += f" {over}: the units over are not billed on its other lines."
+                continue
+            cut = f"{_units(draft.units - kept)} of this line not billed" if len(group) > 1 else "not billed"
+            withheld.extend(_cap(draft, kept, f"{over}: {cut}.", limit, reviews))
     return withheld
 
 
@@ -161,22 +181,14 @@ def _limit(
     return _Limit(edit.value, edit.mai, f"CMS file {edit.source}")
 
 
-def _cap(draft: Draft, kept: int, limit: _Limit, total: int, shared_day: date | None = None) -> list[Withheld]:
+def _cap(draft: Draft, kept: int, sentence: str, limit: _Limit, reviews: list[Review]) -> list[Withheld]:
     """Cap one line at ``kept`` units, saying why; the line as withheld when none is left."""
-    over = total - limit.value
-    cut = draft.units - kept
-    scope = f"{total} units of {draft.code} on {shared_day.isoformat()} over all its lines, " if shared_day else ""
-    sentence = (
-        f"{scope}{_units(over)} over the MUE of {limit.value} "
-        f"(MAI {limit.mai}, {MAI_NAMES.get(limit.mai, 'unknown')}; {limit.source}): "
-    )
-    sentence += f"{_units(cut)} of this line not billed." if shared_day else "not billed."
+    where = f"{draft.code}{''.join('-' + m for m in draft.modifiers)} on {draft.day.isoformat()}"
     if limit.mai == MAI_CLINICAL:
-        sentence += (
-            f" Needs review: clinical documentation may support more than {limit.value} "
-            f"(MAI 3: payable on appeal with it)."
-        )
+        check = f"clinical documentation may support more than {_units(limit.value)} on appeal (MAI 3)."
+        sentence += f" Needs review: {check}"
         draft.flags.add(NEEDS_REVIEW)
+        reviews.append(Review(MUE_CLINICAL, f"{where}: {check}", draft.admin_ids))
     elif limit.mai != MAI_LINE:
         sentence += " Not payable on appeal (MAI 2: CMS policy)."
     draft.units = kept
@@ -184,23 +196,16 @@ def _cap(draft: Draft, kept: int, limit: _Limit, total: int, shared_day: date | 
     draft.reason = f"{draft.reason} {sentence}"
     if kept:
         return []
-    modifiers = f"-{'-'.join(draft.modifiers)}" if draft.modifiers else ""
-    return [
-        Withheld(
-            draft.day,
-            draft.code,
-            draft.modifiers,
-            draft.admin_ids,
-            f"{draft.code}{modifiers} on {draft.day.isoformat()}: {sentence}",
-        )
-    ]
+    return [Withheld(draft.day, draft.code, draft.modifiers, draft.admin_ids, f"{where}: {sentence}")]
 
 
 def _units(count: int) -> str:
     return f"{count} unit" if count == 1 else f"{count} units"
 
 
-def apply_ptp(drafts: list[Draft], table: PtpTable | None, modifier: str, distinct_ids: frozenset[str]) -> None:
+def apply_ptp(
+    drafts: list[Draft], table: PtpTable | None, modifier: str, distinct_ids: frozenset[str], reviews: list[Review]
+) -> None:
     """Flag (or, at a documented separate site, modify) the column-2 lines of the PTP edits in force.
 
     Args:
@@ -209,6 +214,7 @@ def apply_ptp(drafts: list[Draft], table: PtpTable | None, modifier: str, distin
         modifier: The payer's distinct-service modifier (``second_site_modifier``).
         distinct_ids: Administrations of the second-site initials (a documented separate
             vascular access site, §3).
+        reviews: Where a ``ptp_conflict`` review (what to check) is added for each flagged line.
     """
     if table is None or not table.by_column2:
         return
@@ -242,10 +248,10 @@ def apply_ptp(drafts: list[Draft], table: PtpTable | None, modifier: str, distin
                         else "a modifier is allowed (indicator 1) only for a documented separate access site "
                         "or encounter, which the feed does not show"
                     )
+                    detail = f"{pair}: {code} is denied beside {column1} on {day.isoformat()}, {why}."
                     draft.flags.update((PTP_CONFLICT, NEEDS_REVIEW))
-                    draft.reason += (
-                        f" Needs review: {pair}: {code} is denied beside {column1} on {day.isoformat()}, {why}."
-                    )
+                    draft.reason += f" Needs review: {detail}"
+                    reviews.append(Review(PTP_CONFLICT, detail, draft.admin_ids))
 
 
 def _distinct_site(draft: Draft, distinct_ids: frozenset[str]) -> bool:

@@ -98,8 +98,11 @@ def evaluate(encounter: Encounter, policy: Policy) -> ChargeResult:
                 dropped.update(unit.admin_ids)
             else:
                 kept.append(unit)
-    distinct_ids = frozenset(m.admin.id for c in choice.second_sites for m in c.members)
-    lines, withheld = build_lines(kept, encounter, payer, policy.chargemaster, policy_version, mue, ptp, distinct_ids)
+    distinct_ids = frozenset(m.admin.id for c in choice.second_sites for m in c.members) if ptp else frozenset()
+    lines, withheld, edit_reviews = build_lines(
+        kept, encounter, payer, policy.chargemaster, policy_version, mue, ptp, distinct_ids
+    )
+    reviews.extend(edit_reviews)
     decisions = _decisions(
         encounter,
         services,

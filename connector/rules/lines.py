@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
+from typing import NamedTuple
 
-from connector.model import ChargeLine, ClaimType, Encounter
+from connector.model import ChargeLine, ClaimType, Encounter, Review
 from connector.model.ids import line_id
 from connector.policy.cms import MueTable, PtpTable
 from connector.policy.model import Chargemaster, PayerPolicy
@@ -22,6 +23,14 @@ from connector.rules.edits import Draft, Withheld, apply_mue, apply_ptp
 from connector.rules.units import Unit
 
 NEVER_MODIFIERS = frozenset({"25", "76"})
+
+
+class Built(NamedTuple):
+    """The lines, the lines the MUE left no unit, and the reviews the CMS edits asked for."""
+
+    lines: tuple[ChargeLine, ...]
+    withheld: tuple[Withheld, ...]
+    reviews: tuple[Review, ...]
 
 
 def line_key(unit: Unit) -> tuple[date, str, tuple[str, ...]]:
@@ -52,7 +61,7 @@ def build_lines(
     mue: MueTable | None = None,
     ptp: PtpTable | None = None,
     distinct_ids: frozenset[str] = frozenset(),
-) -> tuple[tuple[ChargeLine, ...], tuple[Withheld, ...]]:
+) -> Built:
     """Aggregate units into lines, apply the payer overlay, the CMS edits and the chargemaster.
 
     Args:
@@ -66,11 +75,13 @@ def build_lines(
         distinct_ids: Administrations of second-site initials (a documented separate access site).
 
     Returns:
-        The lines, and the lines the MUE left no unit (explained on their administrations).
+        The lines, the lines the MUE left no unit (explained on their administrations) and the
+        reviews (``mue_clinical``, ``ptp_conflict``) naming what to check.
     """
     groups: dict[tuple[date, str, tuple[str, ...]], list[Unit]] = {}
-    for unit in units:
-        key = line_key(unit)
+    for unit in units:  # line_key, inlined: this loop runs once per unit
+        modifiers = tuple(sorted(set(unit.modifiers) - NEVER_MODIFIERS)) if unit.modifiers else ()
+        key = (unit.day, unit.code, modifiers)
         members = groups.get(key)
         if members is None:
             groups[key] = [unit]
@@ -93,10 +104,11 @@ def build_lines(
         if write_off and code in payer.professional_suppressed_codes:
             flags.add("write_off")
         drafts.append(Draft(day, code, modifiers, len(members), admin_ids, rule, reason, flags, first.department))
-    withheld = apply_mue(drafts, encounter.claim_type, payer.mue, mue)
+    reviews: list[Review] = []
+    withheld = apply_mue(drafts, encounter.claim_type, payer.mue, mue, reviews)
     if withheld:
         drafts = [d for d in drafts if d.units > 0]
-    apply_ptp(drafts, ptp, payer.second_site_modifier, distinct_ids)
+    apply_ptp(drafts, ptp, payer.second_site_modifier, distinct_ids, reviews)
     lines: list[ChargeLine] = []
     for draft in drafts:
         charge_code, revenue_code = chargemaster.lookup(draft.code, draft.department)
@@ -122,4 +134,4 @@ def build_lines(
                 tuple(sorted(draft.flags)),
             )
         )
-    return tuple(lines), tuple(withheld)
+    return Built(tuple(lines), tuple(withheld), tuple(reviews))

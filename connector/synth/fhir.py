@@ -107,4 +107,3 @@ def _encounter_resource(encounter: FeedEncounter) -> dict[str, Any]:
 def fhir_line(event: FeedEvent) -> bytes:
     """One event as an NDJSON line."""
     return orjson.dumps(fhir_resource(event)) + b"\n"
-

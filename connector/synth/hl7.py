@@ -154,4 +154,3 @@ def hl7_message(event: FeedEvent, control_id: str) -> bytes:
             _rxr(encounter, admin),
         ]
     return ("\r".join(segments) + "\r\n").encode()
-

@@ -31,7 +31,6 @@ class FeedStats:
     bytes: int
 
 
-
 def renderer(fmt: str, seed: int) -> Callable[[FeedEvent, int], bytes]:
     """The function that renders the ``sequence``-th event (1-based) of a feed in ``fmt``.
 

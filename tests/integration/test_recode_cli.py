@@ -62,6 +62,22 @@ def by_code(found: list[dict[str, Any]], units: bool = False) -> dict[str, dict[
     return counts
 
 
+def deltas(
+    old: dict[str, dict[str, dict[str, Any]]], new: dict[str, dict[str, dict[str, Any]]]
+) -> tuple[dict[str, dict[str, int]], int]:
+    """Code → credit/charge lines that turn net lines ``old`` into ``new``, and how many encounters change."""
+    expected: dict[str, dict[str, int]] = {}
+    changed = 0
+    for key in old.keys() | new.keys():
+        was, now = old.get(key, {}), new.get(key, {})
+        changed += was.keys() != now.keys()
+        for line_id in was.keys() - now.keys():
+            expected.setdefault(was[line_id]["code"], {"credit": 0, "charge": 0})["credit"] += 1
+        for line_id in now.keys() - was.keys():
+            expected.setdefault(now[line_id]["code"], {"credit": 0, "charge": 0})["charge"] += 1
+    return expected, changed
+
+
 def one_line_error(result: Result, text: str) -> None:
     assert result.exit_code == 2, result.output
     assert result.stderr.strip().splitlines() == [f"error: {text}"]
@@ -113,15 +129,7 @@ def test_a_dry_run_reports_the_deltas_of_a_mappings_change_and_writes_nothing(
     fresh = tmp_path / "fresh.ndjson"
     assert invoke("replay", str(feed), "--mappings", str(site), "--out", str(fresh)).exit_code == 0
     old, new = net(messages(tmp_path / "first.ndjson")), net(messages(fresh))
-    expected: dict[str, dict[str, int]] = {}
-    changed = 0
-    for key in old.keys() | new.keys():
-        was, now = old.get(key, {}), new.get(key, {})
-        changed += was.keys() != now.keys()
-        for line_id in was.keys() - now.keys():
-            expected.setdefault(was[line_id]["code"], {"credit": 0, "charge": 0})["credit"] += 1
-        for line_id in now.keys() - was.keys():
-            expected.setdefault(now[line_id]["code"], {"credit": 0, "charge": 0})["charge"] += 1
+    expected, changed = deltas(old, new)
     assert report["by_code"] == expected
     assert report["encounters"]["changed"] == report["messages"] == changed > 0
     assert report["by_flag"]["mue_capped"]["charge"] > 0  # the cap shows up
@@ -163,6 +171,51 @@ def test_the_real_run_emits_what_the_dry_run_reported_and_nets_to_a_fresh_replay
     assert "charge messages: 0" in later.stderr
     again = invoke("recode", "--state", str(state), "--mappings", str(site), "--dry-run", "--report", "json")
     assert json.loads(again.stdout)["encounters"]["changed"] == 0
+
+
+MUE_FILE = """"CPT codes, descriptions and other data only are copyright 2025 American Medical Association."
+"HCPCS/CPT Code","Outpatient Hospital Services MUE Values","MUE Adjudication Indicator","MUE Rationale"
+"96375","1","1 Line Edit","Clinical: Data"
+"96376","2","3 Date of Service Edit: Clinical","Clinical: Data"
+"96361","4","2 Date of Service Edit: Policy","Nature of Service/Procedure"
+"""
+
+
+def test_after_an_mue_import_the_dry_run_reports_the_deltas_and_the_real_run_nets_to_a_fresh_replay(
+    state: Path, feed: Path, tmp_path: Path
+) -> None:
+    cms = tmp_path / "MCR_MUE_OutpatientHospitalServices_Eff_01-01-2026.csv"
+    cms.write_text(MUE_FILE, encoding="utf-8")
+    site = tmp_path / "cms-site"
+    site.mkdir()
+    imported = invoke(
+        "policy",
+        "import-mue",
+        str(cms),
+        "--claim-type",
+        "facility",
+        "--effective",
+        "2026-01-01",
+        "--mappings",
+        str(site),
+    )
+    assert imported.exit_code == 0, imported.output
+    before = hashlib.sha256(state.read_bytes()).hexdigest()
+    dry = invoke("recode", "--state", str(state), "--mappings", str(site), "--dry-run", "--report", "json")
+    assert dry.exit_code == 0, dry.output
+    report = json.loads(dry.stdout)
+    assert hashlib.sha256(state.read_bytes()).hexdigest() == before
+    fresh = tmp_path / "fresh.ndjson"
+    assert invoke("replay", str(feed), "--mappings", str(site), "--out", str(fresh)).exit_code == 0
+    expected, changed = deltas(net(messages(tmp_path / "first.ndjson")), net(messages(fresh)))
+    assert report["by_code"] == expected and report["encounters"]["changed"] == changed > 0
+    assert report["by_flag"]["mue_capped"]["charge"] > 0
+    assert all("/mue-2026q1" in sample["policy_version"] for sample in report["sample"])
+    out = tmp_path / "recode.ndjson"
+    real = invoke("recode", "--state", str(state), "--mappings", str(site), "--out", str(out))
+    assert real.exit_code == 0, real.output
+    assert by_code(messages(out)) == report["by_code"]
+    assert net(messages(tmp_path / "first.ndjson", out)) == net(messages(fresh))
 
 
 def test_without_out_the_messages_stay_queued_and_a_subset_records_no_settings(

@@ -67,7 +67,7 @@ def mue_csv(
     """An MUE table as CMS publishes it: notice lines, the header, quoted rows (code, value, MAI)."""
     body = [*NOTICE, header]
     for code, value, mai in rows:
-        body.append(f'"{code}","{value}","{MAI_TEXT.get(mai, mai)}","Clinical: Data"')  # type: ignore[call-overload]
+        body.append(f'"{code}","{value}","{MAI_TEXT.get(mai, mai)}","Clinical: Data"')
     path = folder / name
     path.write_text("\r\n".join(body) + "\r\n", encoding="cp1252")
     return path
@@ -295,7 +295,8 @@ def test_mai_3_caps_and_asks_for_review(tmp_path: Path) -> None:
     assert repeat.units == 1 and repeat.flags == ("mue_capped", "needs_review")
     assert "Needs review: clinical documentation may support more than 1" in repeat.reason
     found = {o.administration_id: o for o in outcomes(coded, result, policy)}
-    assert found["a3"].outcome is OutcomeKind.NEEDS_REVIEW
+    assert (found["a3"].outcome, found["a3"].reason) == (OutcomeKind.NEEDS_REVIEW, "mue_clinical")
+    assert "Needs review: 96376 on 2026-03-02: clinical documentation may support more" in found["a3"].detail
 
 
 def test_under_the_value_nothing_is_capped(tmp_path: Path) -> None:
@@ -484,7 +485,8 @@ def test_a_malformed_ptp_file_is_refused_with_file_and_line(
 
 def test_indicator_0_flags_the_column_2_line_naming_the_pair_and_rationale(tmp_path: Path) -> None:
     policy = with_ptp(tmp_path, [("96365", "96375", "20260101", "*", 0)])
-    result = evaluate(infusion_then_push(), policy)
+    coded = infusion_then_push()
+    result = evaluate(coded, policy)
     assert result.policy_version == "cpt-2026.1/facility/ptp-2026q1"
     push = line(result, "96375")
     assert set(push.flags) == {"ptp_conflict", "needs_review", "no_mue_on_file"}
@@ -493,6 +495,8 @@ def test_indicator_0_flags_the_column_2_line_naming_the_pair_and_rationale(tmp_p
         f"CMS file {PTP_NAME}): 96375 is denied beside 96365 on 2026-03-02, no modifier is allowed (indicator 0)."
     ) in push.reason
     assert "ptp_conflict" not in line(result, "96365").flags
+    found = {o.administration_id: (o.outcome, o.reason) for o in outcomes(coded, result, policy)}
+    assert found == {"a1": (OutcomeKind.CODED, "coded"), "a2": (OutcomeKind.NEEDS_REVIEW, "ptp_conflict")}
 
 
 def test_indicator_1_without_a_documented_separate_site_flags_the_line(tmp_path: Path) -> None:
@@ -548,3 +552,31 @@ def test_both_tables_name_their_quarters_in_the_version(tmp_path: Path) -> None:
     assert result.policy_version == "cpt-2026.1/facility/mue-2026q1/ptp-2026q1"
     check = CliRunner().invoke(cli, ["check", "--mappings", str(site)])
     assert "CMS tables: mue facility 2026q1 (1 codes), ptp facility 2026q1 (1 pairs)" in check.output
+
+
+def test_import_ptp_reads_every_file_of_the_quarter_and_names_each_entrys_file(tmp_path: Path) -> None:
+    site = site_dir(tmp_path)
+    first = ptp_txt(tmp_path, [("0001A", "0591T", "20210101", "*", 1)], name="ccioph-v321r0-f1.txt")
+    fourth = ptp_txt(tmp_path, [("96365", "96375", "20260101", "*", 0)])
+    result = run("import-ptp", first, fourth, "--claim-type", "facility", "--effective", "2026-01-01", "--out", site)
+    assert result.exit_code == 0, result.output
+    assert "1 of 2 pairs" in result.stdout
+    text = (site / "cms" / "ptp-facility-2026q1.yaml").read_text(encoding="utf-8")
+    assert f'source_files: ["ccioph-v321r0-f1.txt", "{PTP_NAME}"]' in text
+    table = load_policy(site).cms.ptp[0]
+    assert table.by_column2["96375"][0].source == PTP_NAME
+
+
+def test_a_payer_mue_entry_with_a_wrong_mai_is_refused(tmp_path: Path) -> None:
+    site = site_dir(tmp_path)
+    (site / "payers").mkdir()
+    (site / "payers" / "default.yaml").write_text(
+        "meta: {name: default, reviewed: 2026-11-26, reference: test, effective_from: 2009-01-01}\n"
+        "settings:\n  mue:\n    - {code: '96376', facility_units: 3, mai: 5, reference: 'CMS MUE file'}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(MappingError) as caught:
+        load_policy(site)
+    assert caught.value.problems == [
+        f"{site}/payers/default.yaml:4: mai must be 1, 2 or 3 (MUE adjudication indicator): 5"
+    ]

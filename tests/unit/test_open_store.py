@@ -26,7 +26,10 @@ def test_a_postgres_url_without_psycopg_says_which_extra_to_install(
     ("spec", "shown"),
     [
         ("postgresql://ivpush:s3cret@db:5432/ivpush", "postgresql://ivpush:***@db:5432/ivpush"),
-        ("postgresql://db/ivpush?sslmode=require&password=s3cret", "postgresql://db/ivpush?sslmode=require&password=***"),
+        (
+            "postgresql://db/ivpush?sslmode=require&password=s3cret",
+            "postgresql://db/ivpush?sslmode=require&password=***",
+        ),
         ("postgresql://ivpush@db/ivpush", "postgresql://ivpush@db/ivpush"),
         ("/var/lib/ivpush/state.db", "/var/lib/ivpush/state.db"),
     ],

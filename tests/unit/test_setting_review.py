@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from connector.emitters import json_charge
 from connector.model import (
@@ -18,8 +19,10 @@ from connector.model import (
     PatientClass,
     SourceRef,
 )
+from connector.model.changes import apply_event
 from connector.model.events import EncounterEvent, EncounterEventKind, EncounterRef
 from connector.policy.model import Policy
+from connector.policy.site import SiteProfile
 from connector.rules import evaluate
 from connector.rules.outcomes import outcomes
 from connector.service import Service, ServiceSettings
@@ -149,8 +152,6 @@ def test_a_payer_change_after_charges_went_out_is_credit_and_rebill(policy: Poli
 
 
 def test_the_newer_message_wins_a_tie_in_event_time_whatever_the_arrival_order() -> None:
-    from connector.model.changes import apply_event
-
     at = datetime(2026, 3, 2, 7, 0, tzinfo=CHICAGO_CDT)
     v1 = EncounterEvent(REF, EncounterEventKind.UPDATE, at, PatientClass.EMERGENCY, ("MEDICARE",), "ED", version="1")
     v2 = EncounterEvent(REF, EncounterEventKind.UPDATE, at, PatientClass.OUTPATIENT, ("AETNA",), "INF", version="2")
@@ -170,12 +171,8 @@ def test_the_newer_message_wins_a_tie_in_event_time_whatever_the_arrival_order()
 
 
 def test_times_are_dated_in_the_encounters_facility_zone_however_they_arrived(policy: Policy) -> None:
-    from zoneinfo import ZoneInfo
-
-    from connector.policy.site import SiteProfile
-
     site = replace(policy, site=SiteProfile(zones={"ORG1": ZoneInfo("America/Chicago")}))
-    utc = admin(1, 0, start=datetime(2026, 3, 3, 3, 27, tzinfo=timezone.utc))
+    utc = admin(1, 0, start=datetime(2026, 3, 3, 3, 27, tzinfo=UTC))
     coded = evaluate(encounter(utc, patient_class=PatientClass.EMERGENCY, facility="ORG1"), site)
     assert [line.service_date.isoformat() for line in coded.lines] == ["2026-03-02"]
     assert "2026-03-02 21:27-06:00" in coded.lines[0].reason
