@@ -3,12 +3,14 @@
 Each command reads a CMS file as published, keeps the rows of the codes this product emits
 (the merged chargemaster's codes; ``import-mue --all`` keeps every code), and writes one dated,
 sourced mappings file under ``<site mappings>/cms/``, then loads the site's mappings with it to
-prove they still load. A file not in the documented layout is refused with ``file:line``
-problems, one per line, and exit 2; nothing is written.
+prove they still load. A file not in the documented layout, or for the other claim type, is
+refused with ``file:line`` problems, one per line, and exit 2; nothing is written (not even an
+empty ``cms/``). The shipped mappings directory is never written into.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from datetime import UTC, date, datetime
@@ -20,7 +22,7 @@ import click
 from connector.bootstrap import MAPPINGS_ENV
 from connector.cli.options import exit_with_error, load_or_exit, mappings_option
 from connector.model import ClaimType
-from connector.policy.cms import quarter_label
+from connector.policy.cms import quarter_label, table_version
 from connector.policy.cmsimport import (
     CmsFileError,
     PtpRow,
@@ -30,10 +32,10 @@ from connector.policy.cmsimport import (
     render_mue,
     render_ptp,
 )
-from connector.policy.loader import load_policy
+from connector.policy.loader import DEFAULT_DIR, load_policy
 from connector.policy.yamlfile import MappingError
 
-_MUE_FILE_DATE = re.compile(r"Eff_(\d{2})-(\d{2})-(\d{4})", re.IGNORECASE)
+_MUE_FILE_DATE = re.compile(r"Eff_([0-9]{2})-([0-9]{2})-([0-9]{4})", re.IGNORECASE)
 
 claim_type_option = click.option(
     "--claim-type",
@@ -88,12 +90,12 @@ def import_mue(
             "the table: is it the MUE table for drug administration (Outpatient Hospital or Practitioner Services)?"
         )
     what = f"all {len(rows)} codes (--all)" if keep_all else f"{len(kept)} of {len(rows)} codes: the chargemaster's"
-    text = render_mue(kept, claim, start, file, _today(), what)
+    text, digest = render_mue(kept, claim, start, file, _today(), what)
     path = _write(target, output_name("mue", claim, start), text)
     missing = sorted(emitted - {r.code for r in rows})
     click.echo(
         f"wrote {path}: {what} ({claim.value}, effective {start.isoformat()}); encounters whose first date of "
-        f"service is from then on name mue-{quarter_label(start)} in their policy version"
+        f"service is from then on name {table_version('mue', quarter_label(start), digest)} in their policy version"
     )
     if missing:
         click.echo(f"note: no MUE in the file for {', '.join(missing)}: those lines stay no_mue_on_file")
@@ -111,7 +113,8 @@ def import_ptp(
     """Import the NCCI PTP edits (Hospital or Practitioner; every .txt of the quarter, tab-delimited as published).
 
     Keeps the pairs whose column-1 and column-2 codes are both in the chargemaster: the rules
-    see only the lines this product emits.
+    see only the lines this product emits. Every file must be of the claim type's table
+    (practitioner ccipra… for professional, hospital ccioph… for facility).
     """
     claim, start = ClaimType(claim_type), _date(effective)
     target = _target(out, mappings)
@@ -119,12 +122,17 @@ def import_ptp(
     rows: list[PtpRow] = []
     problems: list[str] = []
     seen: dict[tuple[str, str, date], str] = {}
+    kinds: dict[ClaimType, list[str]] = {}
     for file in files:
         try:
-            found = read_ptp(file)
+            found, kind = read_ptp(file, claim)
         except CmsFileError as error:
             problems.extend(error.problems)
+            if error.kind is not None:
+                kinds.setdefault(error.kind, []).append(file.name)
             continue
+        if kind is not None:
+            kinds.setdefault(kind, []).append(file.name)
         for row in found:
             key = (row.column1, row.column2, row.effective_from)
             if key in seen:
@@ -132,15 +140,20 @@ def import_ptp(
             seen[key] = row.source
             if row.column1 in emitted and row.column2 in emitted:
                 rows.append(row)
+    if len(kinds) > 1:
+        problems.append(
+            f"the files mix practitioner ({', '.join(kinds[ClaimType.PROFESSIONAL])}) and hospital "
+            f"({', '.join(kinds[ClaimType.FACILITY])}) PTP edits: import each table on its own, with its --claim-type"
+        )
     if problems:
         _refuse(problems)
     total = len(seen)
     what = f"{len(rows)} of {total} pairs: both codes in the chargemaster"
-    text = render_ptp(rows, claim, start, list(files), _today(), what)
+    text, digest = render_ptp(rows, claim, start, list(files), _today(), what)
     path = _write(target, output_name("ptp", claim, start), text)
     click.echo(
         f"wrote {path}: {what} ({claim.value}, effective {start.isoformat()}); encounters whose first date of "
-        f"service is from then on name ptp-{quarter_label(start)} in their policy version"
+        f"service is from then on name {table_version('ptp', quarter_label(start), digest)} in their policy version"
     )
 
 
@@ -164,6 +177,12 @@ def _target(out: Path | None, mappings: Path | None) -> Path:
             "name the site mappings directory to write into (--mappings DIR, --out DIR or IVPUSH_MAPPINGS): "
             "CMS files are a site's data, not the shipped mappings"
         )
+    shipped = DEFAULT_DIR.resolve()
+    if found.resolve() == shipped or found.resolve().is_relative_to(shipped):
+        exit_with_error(
+            f"{found} is the shipped mappings directory ({shipped}): CMS files are a site's data; "
+            "name the site mappings directory (--mappings DIR, --out DIR or IVPUSH_MAPPINGS)"
+        )
     return found
 
 
@@ -174,21 +193,39 @@ def _refuse(problems: list[str]) -> NoReturn:
 
 
 def _write(directory: Path, name: str, text: str) -> Path:
-    """Write ``cms/<name>`` and load the directory's mappings with it; on a problem, put back what was there."""
+    """Write ``cms/<name>`` and load the directory's mappings with it; on a problem, put back what was there.
+
+    The directories it had to make (``cms/``, and the site directory for a new ``--out``) are
+    removed again when the file is not kept.
+    """
     folder = directory / "cms"
     path = folder / name
+    made = [d for d in (folder, *folder.parents) if not d.exists()]
+    before: bytes | None = None
+    writing = False
     try:
         folder.mkdir(parents=True, exist_ok=True)
         before = path.read_bytes() if path.exists() else None
+        writing = True
         path.write_text(text, encoding="utf-8")
     except OSError as error:
+        _undo(path, before if writing else None, made, changed=writing)
         exit_with_error(f"{path}: cannot write: {error.strerror}")
     try:
         load_policy(directory)
     except MappingError as error:
-        if before is None:
-            path.unlink()
-        else:
-            path.write_bytes(before)
+        _undo(path, before, made, changed=True)
         _refuse([f"{problem} (not written)" for problem in error.problems])
     return path
+
+
+def _undo(path: Path, before: bytes | None, made: list[Path], *, changed: bool) -> None:
+    """Put back what ``_write`` changed: the previous file (or none), and no directory it made."""
+    with contextlib.suppress(OSError):  # the error being reported says what went wrong
+        if changed and before is not None:
+            path.write_bytes(before)
+        elif changed:
+            path.unlink(missing_ok=True)
+    for directory in made:  # innermost first; only the ones it made (rmdir removes only an empty one)
+        with contextlib.suppress(OSError):
+            directory.rmdir()

@@ -10,11 +10,16 @@ into a site's ``mappings/cms/`` (``docs/cms-policy-files.md``); read by ``rules.
   encounter (``docs/rules.md`` decision 27), so every line of it names the same quarters.
 - A PTP edit applies on a date of service ``d`` when ``effective_from <= d < deleted_from``: a
   pair CMS deleted retroactively carries equal dates and never applies.
+- A table's version is its quarter and a digest of its content (``mue-2026q1.3fa2b1c0``): a
+  re-import of the same quarter with other rows (a CMS revision, a file added, a value changed)
+  names another version, so the lines it changes get new ids (credit and rebill).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TypeVar
@@ -95,6 +100,7 @@ class MueTable:
         source: The CMS file name.
         origin: The mappings file it was read from.
         edits: Code → edit.
+        digest: Its content digest (``table_digest``), named in the policy version after the quarter.
     """
 
     label: str
@@ -103,6 +109,7 @@ class MueTable:
     source: str
     origin: str
     edits: Mapping[str, MueEdit] = field(default_factory=dict)
+    digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +123,7 @@ class PtpTable:
         source: The CMS file name.
         origin: The mappings file it was read from.
         by_column2: Column-2 code → its edits (every column-1 code, every dated version).
+        digest: Its content digest (``table_digest``), named in the policy version after the quarter.
     """
 
     label: str
@@ -124,6 +132,7 @@ class PtpTable:
     source: str
     origin: str
     by_column2: Mapping[str, tuple[PtpEdit, ...]] = field(default_factory=dict)
+    digest: str = ""
 
     @property
     def count(self) -> int:
@@ -150,9 +159,42 @@ class CmsTables:
 T = TypeVar("T", "MueTable", "PtpTable")
 
 
+DIGEST_LENGTH = 8  # hex digits of the content digest named in the policy version
+MueEntry = tuple[str, int, int, str, str]  # code, value, MAI, rationale, source (file:line)
+PtpEntry = tuple[str, str, str, str | None, int, str, str]  # column 1, column 2, effective, deleted, modifier, …
+
+
+def table_digest(
+    table: str,
+    claim_type: ClaimType,
+    effective: date,
+    source_sha256: Sequence[str],
+    entries: Iterable[MueEntry | PtpEntry],
+) -> str:
+    """The first 8 hex digits of a SHA-256 over a table's identity, its CMS files' digests and its entries.
+
+    Computed by the import from the rows it keeps (written as ``meta.digest``) and by the loader
+    from the entries it reads: the same file gives the same digest, any other content another.
+    Dates are ISO text; the entries are in file order.
+    """
+    canonical = json.dumps(
+        [table, claim_type.value, effective.isoformat(), list(source_sha256), [list(e) for e in entries]],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:DIGEST_LENGTH]
+
+
+def table_version(kind: str, label: str, digest: str) -> str:
+    """``mue-2026q1.3fa2b1c0``: a table as its policy version names it (no digest: ``mue-2026q1``)."""
+    return f"{kind}-{label}" + (f".{digest}" if digest else "")
+
+
 def version_suffix(mue: MueTable | None, ptp: PtpTable | None) -> str:
-    """What the tables in force add to a policy version: ``/mue-2026q1/ptp-2026q1`` (empty: none)."""
-    return (f"/mue-{mue.label}" if mue is not None else "") + (f"/ptp-{ptp.label}" if ptp is not None else "")
+    """What the tables in force add to a policy version: ``/mue-2026q1.3fa2b1c0/ptp-2026q1.0c9d2e71`` (empty: none)."""
+    return (f"/{table_version('mue', mue.label, mue.digest)}" if mue is not None else "") + (
+        f"/{table_version('ptp', ptp.label, ptp.digest)}" if ptp is not None else ""
+    )
 
 
 def quarter_label(effective: date) -> str:

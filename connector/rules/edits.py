@@ -23,8 +23,11 @@ the loaded tables is ``no_mue_on_file``.
 - modifier indicator 0: ``ptp_conflict`` + ``needs_review`` (no modifier can bypass it);
 - indicator 1: the payer's distinct-service modifier (its ``second_site_modifier``: 59, or XS
   for Medicare, Aetna and Cigna) only where the rules document allows one — a second initial at
-  a documented separate vascular access site (§3, CMS RAC topic 0071). Any other column-2 line
-  is ``ptp_conflict`` + ``needs_review``: the feed does not show the services distinct;
+  a documented separate vascular access site (§3, CMS RAC topic 0071). NCCI lets the modifier
+  go on either code of the pair, so the pair is bypassed when that line is the column-2 line
+  (it takes the modifier) or when every column-1 line of the pair that day is one (the column-2
+  line then says so). Any other column-2 line is ``ptp_conflict`` + ``needs_review``: the feed
+  does not show the services distinct;
 - indicator 9: nothing (the edit does not apply).
 
 A separate same-day encounter (§3) is coded on its own, so its lines never meet the other
@@ -206,7 +209,7 @@ def _units(count: int) -> str:
 def apply_ptp(
     drafts: list[Draft], table: PtpTable | None, modifier: str, distinct_ids: frozenset[str], reviews: list[Review]
 ) -> None:
-    """Flag (or, at a documented separate site, modify) the column-2 lines of the PTP edits in force.
+    """Flag the column-2 lines of the PTP edits in force, unless a documented separate site on either line bypasses it.
 
     Args:
         drafts: The lines still billed (units > 0).
@@ -234,19 +237,34 @@ def apply_ptp(
                 pair = (
                     f"NCCI PTP edit {column1}/{code} ({edit.rationale or 'no rationale given'}; CMS file {edit.source})"
                 )
+                firsts = codes[column1]
                 for draft in lines:
                     if edit.modifier == MODIFIER_ALLOWED and _distinct_site(draft, distinct_ids):
-                        if modifier not in draft.modifiers:
-                            draft.modifiers = tuple(sorted((*draft.modifiers, modifier)))
+                        _take(draft, modifier)  # the modifier on the column-2 line
                         draft.reason += (
-                            f" {pair}: modifier indicator 1, {modifier} shows a separate vascular access site."
+                            f" {pair}: modifier indicator 1, {modifier} on this line shows a separate vascular "
+                            "access site."
+                        )
+                        continue
+                    if edit.modifier == MODIFIER_ALLOWED and all(_distinct_site(f, distinct_ids) for f in firsts):
+                        # the modifier on the column-1 line(s): NCCI accepts it on either code of the pair
+                        for first in firsts:
+                            _take(first, modifier)
+                            said = f" {pair}: modifier indicator 1, {modifier} on this line shows a separate vascular "
+                            said += f"access site from {code}."
+                            if said not in first.reason:
+                                first.reason += said
+                        where = ", ".join(_label(f) for f in firsts)
+                        draft.reason += (
+                            f" {pair}: modifier indicator 1, {modifier} on {where} (column 1) shows a separate "
+                            f"vascular access site: {code} is not denied beside it."
                         )
                         continue
                     why = (
                         "no modifier is allowed (indicator 0)"
                         if edit.modifier == MODIFIER_NOT_ALLOWED
-                        else "a modifier is allowed (indicator 1) only for a documented separate access site "
-                        "or encounter, which the feed does not show"
+                        else "a modifier is allowed (indicator 1) only when the services are distinct, a documented "
+                        "separate vascular access site on either line of the pair, which the feed does not show"
                     )
                     detail = f"{pair}: {code} is denied beside {column1} on {day.isoformat()}, {why}."
                     draft.flags.update((PTP_CONFLICT, NEEDS_REVIEW))
@@ -254,6 +272,21 @@ def apply_ptp(
                     reviews.append(Review(PTP_CONFLICT, detail, draft.admin_ids))
 
 
+def _take(draft: Draft, modifier: str) -> None:
+    """Put the distinct-service modifier on a line (a second-site initial already carries it)."""
+    if modifier not in draft.modifiers:
+        draft.modifiers = tuple(sorted((*draft.modifiers, modifier)))
+
+
+def _label(draft: Draft) -> str:
+    """``96374-59``: a line by its code and modifiers, for reasons."""
+    return draft.code + "".join(f"-{m}" for m in draft.modifiers)
+
+
 def _distinct_site(draft: Draft, distinct_ids: frozenset[str]) -> bool:
-    """A second initial at a documented separate access site (the only line §3 lets take the modifier)."""
+    """A second initial at a documented separate access site (the only line §3 lets take the modifier).
+
+    Either line of a PTP pair may be it: NCCI accepts the distinct-service modifier on the
+    column-1 or the column-2 code.
+    """
     return draft.rule.startswith("initial.") and not distinct_ids.isdisjoint(draft.admin_ids)

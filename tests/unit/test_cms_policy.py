@@ -7,6 +7,7 @@ the PTP edits.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+import connector.cli.policy as command
 from connector.cli.main import cli
 from connector.model import (
     Administration,
@@ -25,13 +27,15 @@ from connector.model import (
     Encounter,
     OutcomeKind,
     PatientClass,
+    Review,
     SourceRef,
 )
-from connector.policy.cms import quarter_label
-from connector.policy.loader import load_policy
+from connector.policy.cms import PtpEdit, PtpTable, quarter_label
+from connector.policy.loader import DEFAULT_DIR, load_policy
 from connector.policy.model import Policy
 from connector.policy.yamlfile import MappingError
 from connector.rules import evaluate
+from connector.rules.edits import Draft, apply_ptp
 from connector.rules.outcomes import outcomes
 
 ZONE = timezone(timedelta(hours=-6))
@@ -88,6 +92,12 @@ def ptp_txt(folder: Path, rows: list[tuple[str, str, str, str, object]], name: s
     path = folder / name
     path.write_text("\n".join(body) + "\n", encoding="utf-8")
     return path
+
+
+def versioned(expected: str) -> re.Pattern[str]:
+    """``expected`` with each CMS table's content digest after its quarter (``mue-2026q1.3fa2b1c0``)."""
+    parts = [re.escape(p) + (r"\.[0-9a-f]{8}" if p.startswith(("mue-", "ptp-")) else "") for p in expected.split("/")]
+    return re.compile("/".join(parts))
 
 
 def run(*args: object) -> Result:
@@ -274,7 +284,7 @@ def test_mai_1_caps_the_line_and_explains_the_units_over(tmp_path: Path) -> None
     assert repeat.units == 1 and repeat.flags == ("mue_capped",)
     assert repeat.reason.endswith(f"1 unit over the MUE of 1 (MAI 1, line edit; CMS file {MUE_NAME}): not billed.")
     assert line(result, "96374").flags == ()
-    assert result.policy_version == "cpt-2026.1/facility/mue-2026q1"
+    assert versioned("cpt-2026.1/facility/mue-2026q1").fullmatch(result.policy_version)
 
 
 def test_mai_2_caps_and_says_appeals_do_not_pay_more(tmp_path: Path) -> None:
@@ -379,13 +389,14 @@ def test_two_quarters_side_by_side_each_encounter_coded_by_its_first_date_of_ser
     april = evaluate(
         encounter(*(replace(a, start=a.start + timedelta(days=30)) for a in three_pushes().administrations)), policy
     )
-    assert march.policy_version == "cpt-2026.1/facility/mue-2026q1" and line(march, "96376").units == 1
-    assert april.policy_version == "cpt-2026.1/facility/mue-2026q2" and line(april, "96376").units == 2
+    assert versioned("cpt-2026.1/facility/mue-2026q1").fullmatch(march.policy_version)
+    assert versioned("cpt-2026.1/facility/mue-2026q2").fullmatch(april.policy_version)
+    assert line(march, "96376").units == 1 and line(april, "96376").units == 2
     # an encounter from March 31 into April 1 is coded whole under the quarter of its first date
     late = [admin(1, 0), admin(2, 40), admin(3, 80)]
     spanning = encounter(*(replace(a, start=a.start + timedelta(days=29, hours=15)) for a in late))
     assert {ln.service_date for ln in evaluate(spanning, policy).lines} == {date(2026, 3, 31), date(2026, 4, 1)}
-    assert evaluate(spanning, policy).policy_version.endswith("/mue-2026q1")
+    assert re.search(r"/mue-2026q1\.[0-9a-f]{8}$", evaluate(spanning, policy).policy_version)
     # before any loaded quarter: no table, no suffix
     early = encounter(*(replace(a, start=a.start - timedelta(days=90)) for a in three_pushes().administrations))
     assert evaluate(early, policy).policy_version == "cpt-2026.1/facility"
@@ -416,7 +427,7 @@ def test_a_hand_edited_cms_mapping_is_checked_with_file_and_line(tmp_path: Path)
     )
     with pytest.raises(MappingError) as caught:
         load_policy(site)
-    assert caught.value.problems == [f"{path}:17: mai must be 1, 2 or 3 (MUE adjudication indicator): 4"]
+    assert caught.value.problems == [f"{path}:18: mai must be 1, 2 or 3 (MUE adjudication indicator): 4"]
 
 
 def test_quarter_labels() -> None:
@@ -487,7 +498,7 @@ def test_indicator_0_flags_the_column_2_line_naming_the_pair_and_rationale(tmp_p
     policy = with_ptp(tmp_path, [("96365", "96375", "20260101", "*", 0)])
     coded = infusion_then_push()
     result = evaluate(coded, policy)
-    assert result.policy_version == "cpt-2026.1/facility/ptp-2026q1"
+    assert versioned("cpt-2026.1/facility/ptp-2026q1").fullmatch(result.policy_version)
     push = line(result, "96375")
     assert set(push.flags) == {"ptp_conflict", "needs_review", "no_mue_on_file"}
     assert (
@@ -503,7 +514,10 @@ def test_indicator_1_without_a_documented_separate_site_flags_the_line(tmp_path:
     result = evaluate(infusion_then_push(), with_ptp(tmp_path, [("96365", "96375", "20260101", "*", 1)]))
     push = line(result, "96375")
     assert "ptp_conflict" in push.flags and push.modifiers == ()
-    assert "only for a documented separate access site or encounter" in push.reason
+    assert (
+        "a modifier is allowed (indicator 1) only when the services are distinct, a documented separate "
+        "vascular access site on either line of the pair, which the feed does not show."
+    ) in push.reason
 
 
 def test_indicator_1_at_a_documented_second_site_takes_the_distinct_service_modifier(tmp_path: Path) -> None:
@@ -513,7 +527,7 @@ def test_indicator_1_at_a_documented_second_site_takes_the_distinct_service_modi
     second = line(result, "96374", ("59",))
     assert "ptp_conflict" not in second.flags and "needs_review" not in second.flags
     assert "NCCI PTP edit 96365/96374" in second.reason
-    assert "59 shows a separate vascular access site" in second.reason
+    assert "modifier indicator 1, 59 on this line shows a separate vascular access site." in second.reason
 
 
 def test_indicator_1_on_a_separate_same_day_encounter_is_still_flagged_within_it(tmp_path: Path) -> None:
@@ -549,7 +563,7 @@ def test_both_tables_name_their_quarters_in_the_version(tmp_path: Path) -> None:
     assert import_mue(site, mue_csv(tmp_path, [("96375", 1, 3)])).exit_code == 0
     assert import_ptp(site, ptp_txt(tmp_path, [("96365", "96375", "20260101", "*", 0)])).exit_code == 0
     result = evaluate(infusion_then_push(), load_policy(site))
-    assert result.policy_version == "cpt-2026.1/facility/mue-2026q1/ptp-2026q1"
+    assert versioned("cpt-2026.1/facility/mue-2026q1/ptp-2026q1").fullmatch(result.policy_version)
     check = CliRunner().invoke(cli, ["check", "--mappings", str(site)])
     assert "CMS tables: mue facility 2026q1 (1 codes), ptp facility 2026q1 (1 pairs)" in check.output
 
@@ -580,3 +594,289 @@ def test_a_payer_mue_entry_with_a_wrong_mai_is_refused(tmp_path: Path) -> None:
     assert caught.value.problems == [
         f"{site}/payers/default.yaml:4: mai must be 1, 2 or 3 (MUE adjudication indicator): 5"
     ]
+
+
+# --- review of #16: real header layouts, strict reading, versions by content ---------------------
+
+# The header of the PTP .txt files as CMS publishes them (v32.3): the column names on one row,
+# then three rows of their own for the rest of the names and the legends, code columns empty.
+PTP_HEADER_4_ROWS = (
+    "Column 1\tColumn 2\t*=in existence\tEffective\tDeletion\tModifier\tPTP Edit Rationale",
+    "\t\tprior to 1996\tDate\tDate\t0=not allowed\t",
+    "\t\t\t\t*=no data\t1=allowed\t",
+    "\t\t\t\t\t9=not applicable\t",
+)
+# v32.1: the names on one row, the legends on three more.
+PTP_HEADER_1_PLUS_3 = (
+    "Column 1\tColumn 2\t*=in existence prior to 1996\tEffective Date\tDeletion Date\tModifier\tPTP Edit Rationale",
+    "\t\t\t\t\t0=not allowed\t",
+    "\t\t\t\t*=no data\t1=allowed\t",
+    "\t\t\t\t\t9=not applicable\t",
+)
+
+
+def ptp_file(folder: Path, header: tuple[str, ...], rows: list[str], name: str = "ccioph-v323r0-f1.txt") -> Path:
+    """A PTP .txt with a given header layout: the notice and title with trailing tabs, as CMS writes them."""
+    body = [
+        "CPT only copyright 2025 American Medical Association.  All rights reserved.\t\t\t\t\t\t",
+        "Column1/Column2 Edits\t\t\t\t\t\t",
+        *header,
+        *rows,
+    ]
+    path = folder / name
+    path.write_text("\r\n".join(body) + "\r\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("header", [PTP_HEADER_4_ROWS, PTP_HEADER_1_PLUS_3])
+def test_a_ptp_header_with_three_rows_of_names_and_legends_below_it_is_read(
+    tmp_path: Path, header: tuple[str, ...]
+) -> None:
+    rows = [
+        "96365\t96375\t\t20260101\t*\t0\tMutually exclusive procedures",
+        "96365\t96374\t\t20260101\t*\t1\tMisuse of column two code with column one code",
+    ]
+    site = site_dir(tmp_path)
+    result = import_ptp(site, ptp_file(tmp_path, header, rows))
+    assert result.exit_code == 0, result.output
+    table = load_policy(site).cms.ptp[0]
+    assert table.count == 2
+    assert table.by_column2["96375"][0].origin and table.by_column2["96375"][0].modifier == 0
+    text = (site / "cms" / "ptp-facility-2026q1.yaml").read_text(encoding="utf-8")
+    assert 'source: "ccioph-v323r0-f1.txt:7"' in text  # the first row after the 2 notice and 4 header rows
+
+
+def test_a_ptp_data_row_without_codes_right_below_the_header_is_refused_not_read_as_header(tmp_path: Path) -> None:
+    rows = ["\t\t\t20260101\t*\t1\tMisuse of column two code with column one code", "96365\t96375\t\t20260101\t*\t0\tx"]
+    file = ptp_file(tmp_path, PTP_HEADER_4_ROWS, rows)
+    site = site_dir(tmp_path)
+    result = import_ptp(site, file)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {file}:7: HCPCS/CPT code '' is not 5 letters or digits\n"
+    assert not (site / "cms").exists()
+
+
+def test_an_mue_data_row_without_a_code_right_below_the_header_is_refused(tmp_path: Path) -> None:
+    file = mue_csv(tmp_path, [("", 1, 3), ("96374", 1, 3)])
+    result = import_mue(site_dir(tmp_path), file)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {file}:6: HCPCS/CPT code '' is not 5 letters or digits\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "line_no", "message"),
+    [
+        # a quote left open swallows the next row: refused, never read as one row with shifted cells
+        (
+            ['"96374","1","3 Date of Service Edit: Clinical","Clinical: Data', '"96375","1","1 Line Edit","x"'],
+            6,
+            "not readable as CSV: a quoted cell from here closes on line 7 with more text after the quote",
+        ),
+        (
+            ['"96374","1","3 Date of Service Edit: Clinical","Clinical: Data'],
+            6,
+            "not readable as CSV: a quote from here is not closed by the end of the file",
+        ),
+        # a quoted cell that closes at the end of a later line: still one data row per line
+        (
+            ['"96374","1","3 Date of Service Edit: Clinical","Clinical:', 'Data"', '"96375","1","1 Line Edit","x"'],
+            6,
+            "a quoted cell runs from line 6 to line 7: a data row is one line",
+        ),
+        # a row with more (filled) cells, or fewer, than the header
+        (['"96374","1","3 Date of Service Edit: Clinical","Clinical: Data","extra"'], 6, "5 cells where the header"),
+        (['"96374","1","3 Date of Service Edit: Clinical"'], 6, "3 cells where the header has 4"),
+    ],
+)
+def test_a_misplaced_quote_or_a_row_of_the_wrong_width_is_refused_with_file_and_line(
+    tmp_path: Path, rows: list[str], line_no: int, message: str
+) -> None:
+    file = tmp_path / MUE_NAME
+    file.write_text("\r\n".join([*NOTICE, MUE_HEADER, *rows]) + "\r\n", encoding="utf-8")
+    site = site_dir(tmp_path)
+    result = import_mue(site, file)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {file}:{line_no}: {message}")
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+    assert not (site / "cms").exists()
+
+
+def test_a_misplaced_quote_in_a_ptp_file_is_refused(tmp_path: Path) -> None:
+    rows = [
+        '96365\t96374\t\t20260101\t*\t1\t"Misuse of column two code',
+        "96365\t96375\t\t20260101\t*\t0\tMutually exclusive procedures",
+        '96365\t96376\t\t20260101\t*\t0\t"Standards" of practice',
+    ]
+    file = ptp_file(tmp_path, PTP_HEADER_4_ROWS, rows)
+    site = site_dir(tmp_path)
+    result = import_ptp(site, file)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {file}:7: not readable as tab-delimited text: a quoted cell from here")
+    assert not (site / "cms").exists()
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\uff12", "1\u00b9"])
+def test_an_mue_value_in_other_digits_is_refused_not_a_traceback(tmp_path: Path, value: str) -> None:
+    file = tmp_path / MUE_NAME
+    file.write_text(f'{MUE_HEADER}\n"96374","{value}","3 Date of Service Edit: Clinical","x"\n', encoding="utf-8")
+    result = import_mue(site_dir(tmp_path), file)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr == f"error: {file}:2: MUE value {value!r} for 96374 is not a whole number\n"
+
+
+def test_a_ptp_date_in_other_digits_is_refused(tmp_path: Path) -> None:
+    file = ptp_txt(tmp_path, [("96365", "96375", "\uff12\uff10\uff12\uff16\uff10\uff11\uff10\uff11", "*", 0)])
+    result = import_ptp(site_dir(tmp_path), file)
+    assert result.exit_code == 2 and "is not YYYYMMDD" in result.stderr
+
+
+def test_the_version_names_the_tables_content_so_a_changed_reimport_changes_the_ids(tmp_path: Path) -> None:
+    site = site_dir(tmp_path)
+    first = ptp_txt(tmp_path, [("96365", "96360", "20260101", "*", 0)], name="ccioph-v321r0-f1.txt")
+    assert import_ptp(site, first).exit_code == 0
+    before = evaluate(infusion_then_push(), load_policy(site))
+    written = (site / "cms" / "ptp-facility-2026q1.yaml").read_text(encoding="utf-8")
+    digest = load_policy(site).cms.ptp[0].digest
+    assert re.fullmatch(r"[0-9a-f]{8}", digest) and f'  digest: "{digest}"' in written
+    assert before.policy_version == f"cpt-2026.1/facility/ptp-2026q1.{digest}"
+    # the same file again: the same version, the same ids (nothing to send)
+    assert import_ptp(site, first).exit_code == 0
+    assert evaluate(infusion_then_push(), load_policy(site)).lines == before.lines
+    # the quarter's f4 added (or a CMS revision): another version, so the changed flag goes downstream
+    fourth = ptp_txt(tmp_path, [("96365", "96375", "20260101", "*", 0)], name="ccioph-v321r0-f4.txt")
+    result = run("import-ptp", first, fourth, "--claim-type", "facility", "--effective", "2026-01-01", "--out", site)
+    assert result.exit_code == 0, result.output
+    after = evaluate(infusion_then_push(), load_policy(site))
+    assert after.policy_version != before.policy_version
+    assert f"name {after.policy_version.rsplit('/', 1)[1]} in their policy version" in result.stdout
+    assert {ln.line_id for ln in before.lines}.isdisjoint(ln.line_id for ln in after.lines)
+    assert "ptp_conflict" in line(after, "96375").flags
+
+
+def test_a_changed_mue_value_changes_the_version(tmp_path: Path) -> None:
+    site = site_dir(tmp_path)
+    assert import_mue(site, mue_csv(tmp_path, [("96376", 1, 2)])).exit_code == 0
+    one = evaluate(three_pushes(), load_policy(site)).policy_version
+    assert import_mue(site, mue_csv(tmp_path, [("96376", 1, 3)])).exit_code == 0  # only the MAI changed
+    assert evaluate(three_pushes(), load_policy(site)).policy_version != one
+
+
+def test_an_entry_changed_after_the_import_is_refused_at_load(tmp_path: Path) -> None:
+    site = site_dir(tmp_path)
+    assert import_mue(site, mue_csv(tmp_path, [("96376", 1, 2)])).exit_code == 0
+    path = site / "cms" / "mue-facility-2026q1.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("value: 1,", "value: 2,"), encoding="utf-8")
+    with pytest.raises(MappingError) as caught:
+        load_policy(site)
+    [problem] = caught.value.problems
+    assert problem.startswith(f"{path}:11: meta.digest ") and "re-import the CMS file" in problem
+
+
+@pytest.mark.parametrize(
+    ("name", "notice", "evidence"),
+    [
+        ("ccipra-v321r0-f1.txt", "", "the file name 'ccipra-v321r0-f1.txt' says the Practitioner PTP edits"),
+        ("ptp-edits-q1.txt", "Practitioner PTP Edits", "line 3 ('Practitioner PTP Edits') says the Practitioner"),
+    ],
+)
+def test_a_practitioner_ptp_file_is_refused_for_facility_claims(
+    tmp_path: Path, name: str, notice: str, evidence: str
+) -> None:
+    body = ["CPT only copyright 2025 American Medical Association.", "", notice, PTP_HEADER]
+    file = tmp_path / name
+    file.write_text("\n".join([*body, "96365\t96375\t\t20260101\t*\t0\tx"]) + "\n", encoding="utf-8")
+    site = site_dir(tmp_path)
+    result = import_ptp(site, file)
+    assert result.exit_code == 2
+    assert evidence in result.stderr and "--claim-type facility needs the Hospital PTP edits" in result.stderr
+    assert not (site / "cms").exists()
+    assert import_ptp(site, file, claim="professional").exit_code == 0
+
+
+def test_a_hospital_ptp_file_is_refused_for_professional_claims(tmp_path: Path) -> None:
+    result = import_ptp(
+        site_dir(tmp_path), ptp_txt(tmp_path, [("96365", "96375", "20260101", "*", 0)]), claim="professional"
+    )
+    assert result.exit_code == 2 and "says the Hospital PTP edits (ccioph…); --claim-type professional" in result.stderr
+
+
+def test_practitioner_and_hospital_ptp_files_are_not_mixed(tmp_path: Path) -> None:
+    hospital = ptp_txt(tmp_path, [("96365", "96375", "20260101", "*", 0)], name="ccioph-v321r0-f1.txt")
+    practitioner = ptp_txt(tmp_path, [("96365", "96374", "20260101", "*", 0)], name="ccipra-v321r0-f1.txt")
+    site = site_dir(tmp_path)
+    for claim in ("facility", "professional"):
+        result = run(
+            "import-ptp", hospital, practitioner, "--claim-type", claim, "--effective", "2026-01-01", "--out", site
+        )
+        assert result.exit_code == 2
+        assert (
+            "the files mix practitioner (ccipra-v321r0-f1.txt) and hospital (ccioph-v321r0-f1.txt) PTP edits"
+            in result.stderr
+        )
+    assert not (site / "cms").exists()
+
+
+@pytest.mark.parametrize("where", [DEFAULT_DIR, DEFAULT_DIR / "cms"])
+def test_the_import_never_writes_into_the_shipped_mappings(tmp_path: Path, where: Path) -> None:
+    existed = (DEFAULT_DIR / "cms").exists()
+    file = mue_csv(tmp_path, [("96374", 1, 2)])
+    try:
+        result = run("import-mue", file, "--claim-type", "facility", "--effective", "2026-01-01", "--out", where)
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"error: {where} is the shipped mappings directory")
+        assert len(result.stderr.splitlines()) == 1
+        assert (DEFAULT_DIR / "cms").exists() is existed
+    finally:
+        if not existed and (DEFAULT_DIR / "cms").exists():  # never leave a failed run's file in the checkout
+            for path in (DEFAULT_DIR / "cms").glob("*"):
+                path.unlink()
+            (DEFAULT_DIR / "cms").rmdir()
+
+
+def test_a_failed_import_leaves_no_empty_cms_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(_site: Path) -> Policy:
+        raise MappingError(["site/cms/x.yaml:1: refused"])
+
+    monkeypatch.setattr(command, "load_policy", refuse)
+    site = site_dir(tmp_path)
+    result = import_mue(site, mue_csv(tmp_path, [("96374", 1, 2)]))
+    assert result.exit_code == 2 and "refused (not written)" in result.stderr
+    assert not (site / "cms").exists()
+    fresh = tmp_path / "new-site"
+    file = mue_csv(tmp_path, [("96374", 1, 2)])
+    result = run("import-mue", file, "--claim-type", "facility", "--effective", "2026-01-01", "--out", fresh)
+    assert result.exit_code == 2 and not fresh.exists()
+
+
+def test_indicator_1_with_the_distinct_site_modifier_on_the_column_1_line_is_not_flagged(tmp_path: Path) -> None:
+    # the pair's column-1 code is the second-site initial (96374-59), its column-2 code the main initial
+    policy = with_ptp(tmp_path, [("96374", "96365", "20260101", "*", 1)], allow_second_site_initial=True)
+    coded = encounter(infusion(1, 0, 60, site="L-ANTECUBITAL"), admin(2, 90, MORPHINE, site="R-HAND"))
+    result = evaluate(coded, policy)
+    main = line(result, "96365")
+    assert "ptp_conflict" not in main.flags and "needs_review" not in main.flags
+    assert main.reason.endswith(
+        "NCCI PTP edit 96374/96365 (Misuse of column two code with column one code; CMS file ccioph-v321r0-f4.txt): "
+        "modifier indicator 1, 59 on 96374-59 (column 1) shows a separate vascular access site: 96365 is not "
+        "denied beside it."
+    )
+    second = line(result, "96374", ("59",))
+    assert second.reason.endswith(
+        "modifier indicator 1, 59 on this line shows a separate vascular access site from 96365."
+    )
+    assert {o.outcome for o in outcomes(coded, result, policy)} == {OutcomeKind.CODED}
+
+
+def test_indicator_1_is_still_flagged_beside_a_column_1_line_at_the_same_site() -> None:
+    day = date(2026, 3, 2)
+    edit = PtpEdit("96374", "96375", date(2026, 1, 1), None, 1, "r", "o:1", "f.txt")
+    table = PtpTable("2026q1", ClaimType.FACILITY, date(2026, 1, 1), "f.txt", "o", {"96375": (edit,)})
+
+    def draft(code: str, modifiers: tuple[str, ...], admin_id: str, rule: str) -> Draft:
+        return Draft(day, code, modifiers, 1, (admin_id,), rule, "R.", set(), "ED")
+
+    main, other = draft("96374", (), "a1", "initial.push"), draft("96374", ("59",), "a2", "initial.push")
+    push = draft("96375", (), "a3", "push.new_drug")
+    reviews: list[Review] = []
+    apply_ptp([main, other, push], table, "59", frozenset({"a2"}), reviews)
+    assert push.flags == {"ptp_conflict", "needs_review"} and len(reviews) == 1  # 96374 at the main site
