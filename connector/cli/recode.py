@@ -39,6 +39,7 @@ from connector.cli.recode_report import RecodeReport
 from connector.cli.replay_io import drain, open_output
 from connector.cli.replay_settings import CodingSettings, differences, mappings_digest, record, recorded
 from connector.model import ClaimType
+from connector.policy.cms import table_version
 from connector.policy.model import Policy
 from connector.service import Service, ServiceSettings
 from connector.store.base import Store, Transaction
@@ -155,10 +156,16 @@ def recode(
 
 
 def known_versions(policy: Policy) -> list[str]:
-    """The policy versions loaded: each payer policy's, each CMS table's quarter (``2026q1``, ``mue-2026q1``)."""
+    """The policy versions loaded: each payer policy's, each CMS table's (``2026q1``, ``mue-2026q1``,
+    ``mue-2026q1.3fa2b1c0`` as lines name it).
+    """
     known = {payer.version for payer in policy.payers.values()}
     for kind, tables in (("mue", policy.cms.mue), ("ptp", policy.cms.ptp)):
-        known.update(name for table in tables for name in (table.label, f"{kind}-{table.label}"))
+        known.update(
+            name
+            for table in tables
+            for name in (table.label, f"{kind}-{table.label}", table_version(kind, table.label, table.digest))
+        )
     return sorted(known)
 
 
