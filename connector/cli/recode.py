@@ -156,8 +156,10 @@ def recode(
 
 
 def known_versions(policy: Policy) -> list[str]:
-    """The policy versions loaded: each payer policy's, each CMS table's (``2026q1``, ``mue-2026q1``,
-    ``mue-2026q1.3fa2b1c0`` as lines name it).
+    """The policy versions loaded: each payer policy's and each CMS table's.
+
+    A table answers to its quarter (``2026q1``, ``mue-2026q1``) and to its full version as lines
+    name it (``mue-2026q1.3fa2b1c0``).
     """
     known = {payer.version for payer in policy.payers.values()}
     for kind, tables in (("mue", policy.cms.mue), ("ptp", policy.cms.ptp)):
