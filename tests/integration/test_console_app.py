@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from postgres import LocalPostgres
 
 from connector.cli.main import cli
 from connector.console.app import HEADERS, create_app
@@ -213,3 +214,25 @@ def test_serve_refuses_a_missing_state_and_a_bad_base_path(tmp_path: Path) -> No
     assert not (tmp_path / "none.db").exists()
     bad = CliRunner().invoke(cli, ["serve", "--state", str(tmp_path / "none.db"), "--base-path", "console"])
     assert bad.exit_code == 2 and "--base-path" in bad.output
+
+
+def test_on_postgresql_search_and_the_encounter_page_read_the_shared_state(
+    cluster: LocalPostgres, state: Path, policy: Policy, tmp_path: Path
+) -> None:
+    with cluster.fresh_schema("console") as dsn:
+        feeds = str(ROOT / "examples" / "feeds")
+        replay = CliRunner().invoke(cli, ["replay", feeds, "--state", dsn, "--out", str(tmp_path / "out.ndjson")])
+        assert replay.exit_code == 0, replay.output
+        source = StateSource(dsn)
+        try:
+            client = create_app(source, policy).test_client()
+            assert found(client) == sorted(found(client)) and set(found(client)) == {ED, INF, OBS}
+            assert found(client, patient="MRN900001", code="96376") == [ED]
+            page = client.get(f"/encounter/{ED}")
+            assert page.status_code == 200
+            sqlite_page = create_app(StateSource(str(state)), policy).test_client().get(f"/encounter/{ED}")
+            # The same encounter from either store: the same page but for the history's times.
+            times = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+            assert times.sub(b"T", page.data) == times.sub(b"T", sqlite_page.data)
+        finally:
+            source.close()
