@@ -11,7 +11,8 @@ Only GET and HEAD are served: there are no actions yet.
 
 The access log (logger ``ivpush.console.access``) has one line per request: method, path
 *without its query string* (search fields may hold a patient id), status, bytes and time. A
-path no route matched is logged as ``(no route)``, never as sent. Request parameters are never
+request refused or not found is logged by its route (``/encounter/<path:key>``, ``(no route)``),
+never by the path as sent (someone may type anything into a URL). Request parameters are never
 logged, nor the text of an exception (only its class).
 """
 
@@ -74,8 +75,8 @@ def create_app(source: Source, policy: Policy, page_size: int = 25) -> Flask:
     @app.after_request
     def _headers(response: Response) -> Response:
         response.headers.update(HEADERS)
-        rule = request.url_rule.rule if request.url_rule is not None else None
-        path = request.script_root + request.path if rule is not None else "(no route)"
+        rule = request.url_rule.rule if request.url_rule is not None else "(no route)"
+        path = request.script_root + request.path if response.status_code < 400 else rule
         elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
         ACCESS.info(
             "%s %s %d %s %.1fms", request.method, path, response.status_code, response.content_length or "-", elapsed,

@@ -179,9 +179,13 @@ def test_the_access_log_has_paths_without_query_strings(client: FlaskClient, cap
         client.get("/", query_string={"patient": "MRN900001", "payer": "BLUE CROSS"})
         client.get("/patients/MRN900001")
         client.get(f"/encounter/{ED}", query_string={"patient": "MRN900001"})
+        client.get("/encounter/MRN900001")
+        client.post("/", data={"patient": "MRN900001"})
     lines = [r.getMessage() for r in caplog.records if r.name == "ivpush.console.access"]
     assert lines[0].startswith("GET / 200 ") and lines[1].startswith("GET (no route) 404 ")
     assert lines[2].startswith(f"GET /encounter/{ED} 200 ")
+    assert lines[3].startswith("GET /encounter/<path:key> 404 ")  # refused or not found: the route, not the path
+    assert lines[4].startswith("POST (no route) 405 ")
     logged = " ".join(lines + [repr(r.__dict__) for r in caplog.records])
     assert "MRN900001" not in logged and "BLUE" not in logged and "patient" not in logged
 
