@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from postgres import LocalPostgres
 
 from connector.cli.main import cli
+from connector.cli.serve import serve
 from connector.console.app import HEADERS, create_app
 from connector.console.reader import StateError, StateReader, StateSource
 from connector.console.search import Query, search
@@ -240,3 +241,8 @@ def test_on_postgresql_search_and_the_encounter_page_read_the_shared_state(
             assert times.sub(b"T", page.data) == times.sub(b"T", sqlite_page.data)
         finally:
             source.close()
+
+
+def test_serve_binds_to_loopback_on_8080_at_the_root_unless_told() -> None:
+    defaults = {param.name: param.default for param in serve.params}
+    assert (defaults["host"], defaults["port"], defaults["base_path"]) == ("127.0.0.1", 8080, "/")
