@@ -2,7 +2,8 @@
 
 Sections: rules (``evaluate``), adapters (HL7 v2 and FHIR parsers against their floors),
 replay (``ivpush replay`` on synthetic archives against ``cat`` and the parse step), recode
-(``ivpush recode`` of a replayed state against ``evaluate`` alone) and bus
+(``ivpush recode`` of a replayed state against ``evaluate`` alone), console (the encounter
+page of ``ivpush serve`` at 200 administrations against ``explain --state``) and bus
 (``ivpush consume`` on a real RabbitMQ node against a raw pika loop, and MLLP in through
 ``ivpush listen`` against the AMQP path; skipped without a node). Every
 ratio is against a baseline measured in the same run; the machine's load and a calibration
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks import adapters_bench, bus_bench, bus_node, recode_bench, replay_bench, rules_bench
+from benchmarks import adapters_bench, bus_bench, bus_node, console_bench, recode_bench, replay_bench, rules_bench
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 Row = tuple[str, str, int, str, int, float, str]
@@ -32,6 +33,7 @@ SECTIONS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any
     "adapters": (adapters_bench.run, adapters_bench.rows),
     "replay": (replay_bench.run, replay_bench.rows),
     "recode": (recode_bench.run, recode_bench.rows),
+    "console": (console_bench.run, console_bench.rows),
     "bus": (bus_bench.run, bus_bench.rows),
 }
 

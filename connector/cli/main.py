@@ -17,6 +17,7 @@ from connector.cli.policy import policy
 from connector.cli.publish import publish
 from connector.cli.recode import recode
 from connector.cli.replay import replay
+from connector.cli.serve import serve
 from connector.cli.state import state
 from connector.cli.synth import synth
 from connector.cli.topology import topology
@@ -45,6 +46,7 @@ cli.add_command(live_demo)
 cli.add_command(synth)
 cli.add_command(policy)
 cli.add_command(recode)
+cli.add_command(serve)
 
 
 def main() -> None:

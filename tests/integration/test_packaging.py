@@ -116,3 +116,21 @@ def test_the_installed_wheel_runs_the_demo(installed: Path, tmp_path: Path) -> N
     assert "96376" in done.stdout
     checkout = _run(Path(sys.executable).parent, "demo", cwd=ROOT)
     assert done.stdout == checkout.stdout
+
+
+def test_the_installed_wheel_serves_the_console_pages(installed: Path, tmp_path: Path) -> None:
+    replay = _run(installed, "replay", "--state", str(tmp_path / "s.db"), "--out", str(tmp_path / "o.ndjson"),
+                  str(ROOT / "examples" / "feeds"), cwd=tmp_path)  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    script = (
+        "import sys; from connector.console.app import create_app; from connector.console.reader import StateSource;"
+        "from connector.policy.loader import load_policy;"
+        "c = create_app(StateSource(sys.argv[1]), load_policy()).test_client();"
+        "print(c.get('/').status_code, c.get('/encounter/GENHOSP|ED20260302001').status_code,"
+        "c.get('/static/console.css').status_code, create_app.__module__ and __import__('connector').__file__)"
+    )
+    done = subprocess.run([str(installed / "python"), "-c", script, str(tmp_path / "s.db")], capture_output=True,
+                          text=True, cwd=tmp_path, check=False, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    status = done.stdout.split()
+    assert status[:3] == ["200", "200", "200"] and not status[3].startswith(str(ROOT)), done.stdout

@@ -1,0 +1,75 @@
+"""``ivpush serve``: the charge review console over a state (read-only web pages).
+
+Search the stored encounters, open one: its timeline, administrations with their outcomes and
+reasons (the texts of ``ivpush explain --state``), lines and emitted messages
+(``connector/console``, ``docs/console.md``). Exit 2 on usage errors, a state that cannot be
+opened, or mappings that do not load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from connector.cli.consume import config_option
+from connector.cli.options import exit_with_error, load_or_exit, mappings_option, settings_or_exit
+from connector.console.app import create_app
+from connector.console.reader import StateError, StateSource
+from connector.console.server import BasePathError, base_prefix
+from connector.console.server import serve as run_server
+from connector.observability.logging import FORMATS as LOG_FORMATS
+from connector.observability.logging import configure_logging
+
+
+@click.command()
+@config_option
+@click.option(
+    "--state",
+    help="The state: a SQLite file or a postgresql:// URL [default: the config's state.url]. A URL with a "
+    "password belongs in IVPUSH_STATE, not on the command line.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port (0: any free one).")
+@click.option("--base-path", default="/", show_default=True, help="URL path the console is mounted under.")
+@click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True, help="Requests served at once.")
+@click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL [default: INFO].")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), help="json or text [default: json].")
+@mappings_option
+def serve(
+    config_path: Path | None,
+    state: str | None,
+    host: str,
+    port: int,
+    base_path: str,
+    threads: int,
+    log_level: str | None,
+    log_format: str | None,
+    mappings: Path | None,
+) -> None:
+    """Serve the charge review console (read-only) over a state."""
+    try:
+        base_prefix(base_path)
+    except BasePathError as error:
+        raise click.UsageError(str(error)) from error
+    settings = settings_or_exit(
+        config_path,
+        {
+            "state.url": state,
+            "coding.mappings": mappings,
+            "logging.level": log_level,
+            "logging.format": log_format,
+        },
+    )
+    configure_logging(settings.logging.level, settings.logging.format)
+    policy = load_or_exit(settings.coding.mappings)
+    try:
+        source = StateSource(settings.state.spec)
+        source.check()
+    except StateError as error:
+        exit_with_error(str(error))
+    app = create_app(source, policy)
+    try:
+        run_server(app, source, host, port, base_path, threads, announce=lambda text: click.echo(text, err=True))
+    except OSError as error:  # the port is taken, the address is not ours
+        exit_with_error(f"cannot listen on {host}:{port}: {error.strerror or type(error).__name__}")

@@ -1,0 +1,1 @@
+"""The charge review console (``ivpush serve``): server-rendered pages over a state."""
