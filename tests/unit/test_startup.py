@@ -8,6 +8,10 @@ the rules, the stores, the settings model, the policy loader). The commands impo
 they run. The time itself is reported by ``make bench`` (``benchmarks/startup_bench.py``), never
 asserted.
 
+Every other ``ivpush <command> --help`` (subcommands included) imports none of the heaviest
+(:data:`HEAVIEST`); some import PyYAML, sqlite3 or orjson (a few ms each), which their modules use
+at their top.
+
 ``ivpush replay --help`` does import the domain model (``connector.model``: ``--claim-type`` and
 ``--emit-on`` list its enums' values), ``connector.adapters.archive`` and ``.sanity`` (the
 defaults of ``--max-bytes`` and ``--time-window``): stdlib and ~25 ms, kept rather than copying
@@ -51,6 +55,21 @@ HEAVY = (
     "connector.store",
 )
 
+HEAVIEST = (
+    "fhir",
+    "fhir_core",
+    "pydantic",
+    "pydantic_core",
+    "pydantic_settings",
+    "pika",
+    "psycopg",
+    "prometheus_client",
+    "structlog",
+    "rich",
+    "tqdm",
+    "hl7apy",
+)
+
 PROBE = """
 import json, sys
 from connector.cli.main import cli
@@ -72,8 +91,19 @@ def loaded_after(args: list[str] | None) -> list[str]:
     return list(json.loads(done.stderr.strip().splitlines()[-1]))
 
 
-def heavy_in(modules: list[str]) -> list[str]:
-    return [m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+def heavy_in(modules: list[str], heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    return [m for m in modules if any(m == h or m.startswith(h + ".") for h in heavy)]
+
+
+def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and subcommand of ``group``, as the words that name it (importing them all here)."""
+    found: list[tuple[str, ...]] = []
+    for name in group.list_commands(click.Context(group)):
+        command = group.get_command(click.Context(group), name)
+        found.append((*prefix, name))
+        if isinstance(command, click.Group):
+            found += command_paths(command, (*prefix, name))
+    return found
 
 
 @pytest.mark.parametrize("args", [None, ["--version"], ["--help"], ["replay", "--help"]], ids=str)
@@ -85,6 +115,11 @@ def test_start_up_imports_no_heavy_library(args: list[str] | None) -> None:
 def test_the_group_alone_imports_no_command(args: list[str] | None) -> None:
     modules = loaded_after(args)
     assert [m for m in modules if m.startswith("connector")] == ["connector", "connector.cli", "connector.cli.main"]
+
+
+@pytest.mark.parametrize("path", command_paths(LazyGroup("ivpush", lazy=COMMANDS)), ids=" ".join)
+def test_every_command_help_imports_none_of_the_heaviest(path: tuple[str, ...]) -> None:
+    assert heavy_in(loaded_after([*path, "--help"]), HEAVIEST) == []
 
 
 def test_replay_help_imports_replay_and_no_other_command() -> None:
