@@ -1,6 +1,7 @@
 """``make bench`` / ``make bench-quick``: run the benchmarks, print one table, write latest.json.
 
-Sections: rules (``evaluate``), adapters (HL7 v2 and FHIR parsers against their floors),
+Sections: startup (``ivpush --version`` and ``ivpush replay --help`` against ``python -c
+'import click'``), rules (``evaluate``), adapters (HL7 v2 and FHIR parsers against their floors),
 replay (``ivpush replay`` on synthetic archives against ``cat`` and the parse step), recode
 (``ivpush recode`` of a replayed state against ``evaluate`` alone), console (the encounter
 page of ``ivpush serve`` at 200 administrations against ``explain --state``) and bus
@@ -24,11 +25,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks import adapters_bench, bus_bench, bus_node, console_bench, recode_bench, replay_bench, rules_bench
+from benchmarks import (
+    adapters_bench,
+    bus_bench,
+    bus_node,
+    console_bench,
+    recode_bench,
+    replay_bench,
+    rules_bench,
+    startup_bench,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 Row = tuple[str, str, int, str, int, float, str]
 SECTIONS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any]], Iterator[Row]]]] = {
+    "startup": (startup_bench.run, startup_bench.rows),
     "rules": (rules_bench.run, rules_bench.rows),
     "adapters": (adapters_bench.run, adapters_bench.rows),
     "replay": (replay_bench.run, replay_bench.rows),

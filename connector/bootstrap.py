@@ -1,25 +1,26 @@
-"""The composition root: the one place that builds real objects from settings."""
+"""The composition root: the one place that builds real objects from settings.
+
+Imported by every command, so it imports what it builds (emitters, policy loader, stores) only
+when it builds it: ``ivpush <command> --help`` pays for none of them (issue #15).
+"""
 
 from __future__ import annotations
 
 import os
 import re
-import sqlite3
 from collections.abc import Iterable
 from datetime import tzinfo
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connector.emitters import chargeitem, dft, json_charge
-from connector.emitters.chargeitem import ChargeItemSettings
-from connector.emitters.dft import DftSettings
-from connector.policy.loader import load_policy
-from connector.policy.model import Policy
-from connector.service import Renderer
-from connector.store.base import Store
-from connector.store.memory import MemoryStore
-from connector.store.sqlite import SqliteStore
+if TYPE_CHECKING:
+    from connector.emitters.chargeitem import ChargeItemSettings
+    from connector.emitters.dft import DftSettings
+    from connector.policy.model import Policy
+    from connector.service import Renderer
+    from connector.store.base import Store
 
 MAPPINGS_ENV = "IVPUSH_MAPPINGS"
 ZONE_ENV = "IVPUSH_TIMEZONE"
@@ -37,6 +38,8 @@ def policy_from_settings(mappings_dir: Path | None = None) -> Policy:
     """
     if mappings_dir is None and os.environ.get(MAPPINGS_ENV):
         mappings_dir = Path(os.environ[MAPPINGS_ENV])
+    from connector.policy.loader import load_policy  # noqa: PLC0415 - start-up: yaml and the loader on use
+
     return load_policy(mappings_dir)
 
 
@@ -50,6 +53,8 @@ def renderers(
     Raises:
         KeyError: An unknown format name.
     """
+    from connector.emitters import chargeitem, dft, json_charge  # noqa: PLC0415 - start-up: fhir.resources on use
+
     available: dict[str, Renderer] = {
         "json": json_charge.render,
         "dft": partial(dft.render, settings=dft_settings or dft.DEFAULT_SETTINGS),
@@ -113,7 +118,13 @@ def open_store(spec: str) -> Store:
         except (OSError, RuntimeError) as error:  # StoreUnavailable, SchemaTooNew
             raise StoreOpenError(f"cannot open the PostgreSQL state {store_label(spec)}: {error}") from error
     if spec == ":memory:":
+        from connector.store.memory import MemoryStore  # noqa: PLC0415 - start-up: the stores on use
+
         return MemoryStore()
+    import sqlite3  # noqa: PLC0415 - start-up
+
+    from connector.store.sqlite import SqliteStore  # noqa: PLC0415 - start-up
+
     try:
         return SqliteStore(spec)
     except sqlite3.Error as error:

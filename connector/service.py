@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
 from connector.identity import learn, resolve
 from connector.model import (
@@ -31,6 +30,7 @@ from connector.model import (
     ParsedRecord,
 )
 from connector.model.changes import apply_event
+from connector.model.emission import EmitOn
 from connector.model.events import EncounterRef
 from connector.model.messages import Action, ChargeMessage
 from connector.policy.model import Policy
@@ -38,13 +38,6 @@ from connector.settle import CODING_FAILED, RENDER_FAILED, EncounterFailed, Fail
 from connector.store.base import EncounterState, Store, Transaction
 
 __all__ = ["CODING_FAILED", "RENDER_FAILED", "EmitOn", "Failure", "Outcome", "Renderer", "Service", "ServiceSettings"]
-
-
-class EmitOn(StrEnum):
-    """When an encounter's lines are emitted."""
-
-    CLOSE = "close"  # at discharge/finish, idle timeout, or end of a replay; deltas after that
-    CHANGE = "change"  # after every change
 
 
 @dataclass(frozen=True)

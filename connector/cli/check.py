@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from connector.bootstrap import IDENTITY_KEY_ENV, identity_key, policy_from_settings
 from connector.cli.options import mappings_option
-from connector.config import Problem, Settings, collect
-from connector.config.checks import file_problems
-from connector.config.topology import topology_problem
-from connector.policy.model import Policy
-from connector.policy.yamlfile import MappingError
+
+if TYPE_CHECKING:  # the settings model (pydantic) and the policy: imported when the check runs (#15)
+    from connector.config import Settings
+    from connector.policy.model import Policy
 
 
 @click.command()
@@ -32,6 +32,10 @@ from connector.policy.yamlfile import MappingError
 @click.option("--show", is_flag=True, help="Print the effective settings with each one's source (secrets redacted).")
 def check(mappings: Path | None, config_path: Path | None, show: bool) -> None:
     """Validate mappings and settings; exit 0 when valid, 2 with every problem listed otherwise."""
+    from connector.config import Problem, collect
+    from connector.config.checks import file_problems
+    from connector.config.topology import topology_problem
+
     settings, found = collect(config_path, {"coding.mappings": mappings})
     problems = list(found)
     if settings is not None:
@@ -74,6 +78,8 @@ def show_lines(settings: Settings) -> list[str]:
 
 def _policy_or_none(mappings: Path | None) -> Policy | None:
     """The policy, or ``None`` after printing every mapping problem (``file:line``)."""
+    from connector.policy.yamlfile import MappingError
+
     try:
         return policy_from_settings(mappings)
     except MappingError as error:

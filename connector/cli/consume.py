@@ -6,6 +6,10 @@ SIGTERM/SIGINT finish the batch in hand, drain the outbox and exit 0; a second s
 Exit 2: the settings are invalid (a malformed broker URL, its password redacted in the
 message); exit 3: the broker refused the credentials or virtual host ``amqp.auth_attempts``
 times in a row (one ``error:`` line on stderr).
+
+The consumer, pika, the service, the settings model and the metrics are imported when the command
+runs: ``ivpush consume --help`` and the commands that share its options (``config_option``...)
+import none of them (issue #15).
 """
 
 from __future__ import annotations
@@ -15,29 +19,30 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from connector.adapters.sanity import parse_window
 from connector.bootstrap import StoreOpenError, identity_key, local_zone, open_store, renderers, store_label
-from connector.bus.config import AmqpSettings
-from connector.bus.consumer import Consumer, ConsumerSettings, Stop
 from connector.bus.errors import AccessRefused, ConfigError
-from connector.bus.faults import Faults
-from connector.bus.inputs import read_delivery
-from connector.bus.rabbitmq import RabbitBus
-from connector.bus.retention import Retention
 from connector.bus.topology import FORMATS
 from connector.cli.options import load_or_exit, settings_or_exit
-from connector.config.topology import build_topology
-from connector.model import ClaimType
+from connector.model import ClaimType, EmitOn
 from connector.observability.logging import FORMATS as LOG_FORMATS
 from connector.observability.logging import configure_logging
-from connector.observability.metrics import Metrics
 from connector.observability.server import DEFAULT_HOST, DEFAULT_PORT, ObservabilityError, ObservabilityServer
-from connector.service import EmitOn, Service, ServiceSettings
-from connector.store.base import Store
+
+if TYPE_CHECKING:
+    from datetime import tzinfo
+
+    from connector.bus.config import AmqpSettings
+    from connector.bus.consumer import Consumer
+    from connector.bus.faults import Faults
+    from connector.bus.topology import Topology
+    from connector.config import Settings
+    from connector.observability.metrics import Metrics
+    from connector.policy.model import Policy
+    from connector.store.base import Store
 
 ACCESS_REFUSED_EXIT = 3
 
@@ -157,6 +162,9 @@ def consume(config_path: Path | None, formats: tuple[str, ...], **options: Any) 
     Every option also comes from the environment or the TOML ``--config`` file
     (docs/configuration.md); the broker URL only from those, never the command line.
     """
+    from connector.bus.faults import Faults
+    from connector.config.topology import build_topology
+
     overrides = {key: options[name] for name, key in OPTION_KEYS.items()}
     overrides["coding.formats"] = formats or None
     settings = settings_or_exit(config_path, overrides)
@@ -178,6 +186,43 @@ def consume(config_path: Path | None, formats: tuple[str, ...], **options: Any) 
     except StoreOpenError as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(2) from error
+    consumer, metrics = _consumer(settings, policy, site_zone, (amqp, topology, faults), store)
+    logging.getLogger("ivpush.bus").info(
+        "ivpush consume: broker %s, state %s", amqp.redacted(), store_label(settings.state.spec)
+    )
+    server = _serve(metrics, settings.metrics.host, settings.metrics.port, store)
+    try:
+        consumer.run()
+    except ConfigError as error:  # a URL pika cannot read, TLS files: before any connection
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from error
+    except AccessRefused as error:  # auth_attempts refusals in a row: a supervisor must show it
+        click.echo(f"error: {error}; check the user, password and virtual host of {amqp.redacted()}", err=True)
+        raise SystemExit(ACCESS_REFUSED_EXIT) from error
+    finally:
+        if server is not None:
+            server.stop()
+        store.close()
+
+
+def _consumer(
+    settings: Settings,
+    policy: Policy,
+    site_zone: tzinfo,
+    bus: tuple[AmqpSettings, Topology, Faults],
+    store: Store,
+) -> tuple[Consumer, Metrics]:
+    """The consumer loop over the service, with its stop signal handlers installed, and its metrics."""
+    from connector.adapters.sanity import parse_window
+    from connector.bus.consumer import Consumer, ConsumerSettings, Stop
+    from connector.bus.inputs import read_delivery
+    from connector.bus.rabbitmq import RabbitBus
+    from connector.bus.retention import Retention
+    from connector.observability.metrics import Metrics
+    from connector.service import Service, ServiceSettings
+
+    amqp, topology, faults = bus
+    coding = settings.coding
     outputs = renderers(coding.formats, settings.dft.emitter_settings(), settings.chargeitem.emitter_settings())
     service_settings = ServiceSettings(outputs, coding.emit_on, coding.claim_type, coding.payer, identity_key())
     service = Service(store, policy, service_settings, clock=time.time)
@@ -215,22 +260,7 @@ def consume(config_path: Path | None, formats: tuple[str, ...], **options: Any) 
         metrics=metrics,
         retention=retention,
     )
-    logging.getLogger("ivpush.bus").info(
-        "ivpush consume: broker %s, state %s", amqp.redacted(), store_label(settings.state.spec)
-    )
-    server = _serve(metrics, settings.metrics.host, settings.metrics.port, store)
-    try:
-        consumer.run()
-    except ConfigError as error:  # a URL pika cannot read, TLS files: before any connection
-        click.echo(f"error: {error}", err=True)
-        raise SystemExit(2) from error
-    except AccessRefused as error:  # auth_attempts refusals in a row: a supervisor must show it
-        click.echo(f"error: {error}; check the user, password and virtual host of {amqp.redacted()}", err=True)
-        raise SystemExit(ACCESS_REFUSED_EXIT) from error
-    finally:
-        if server is not None:
-            server.stop()
-        store.close()
+    return consumer, metrics
 
 
 def _serve(metrics: Metrics, host: str, port: int, store: Store) -> ObservabilityServer | None:

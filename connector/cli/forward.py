@@ -17,17 +17,10 @@ from typing import Any
 
 import click
 
-from connector.bus.control import Stop
 from connector.bus.errors import ConfigError
-from connector.bus.rabbitmq import RabbitBus
 from connector.cli.consume import config_option
 from connector.cli.options import OBSERVABILITY_KEYS, metrics_server_or_exit, observability_options, settings_or_exit
-from connector.config.topology import build_topology
-from connector.forward.forwarder import Forwarder
-from connector.forward.metrics import readiness
-from connector.forward.mllp import MllpClient, client_context
 from connector.observability.logging import configure_logging
-from connector.observability.metrics import Metrics
 
 # Command-line option → settings key (docs/configuration.md); unset options are None and yield.
 OPTION_KEYS = {
@@ -55,6 +48,14 @@ OPTION_KEYS = {
 @observability_options
 def forward(config_path: Path | None, **options: Any) -> None:
     """Send DFT^P03 charge messages to a receiver over MLLP and settle each on its ACK."""
+    from connector.bus.control import Stop  # pika, the settings model, prometheus_client: on use (#15)
+    from connector.bus.rabbitmq import RabbitBus
+    from connector.config.topology import build_topology
+    from connector.forward.forwarder import Forwarder
+    from connector.forward.metrics import readiness
+    from connector.forward.mllp import MllpClient, client_context
+    from connector.observability.metrics import Metrics
+
     overrides = {key: options[name] for name, key in OPTION_KEYS.items()}
     settings = settings_or_exit(config_path, overrides)
     configure_logging(settings.logging.level, settings.logging.format)

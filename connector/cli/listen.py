@@ -13,21 +13,18 @@ from __future__ import annotations
 import logging
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from connector.bus.errors import ConfigError
-from connector.bus.rabbitmq import RabbitBus
 from connector.cli.consume import config_option
 from connector.cli.options import OBSERVABILITY_KEYS, metrics_server_or_exit, observability_options, settings_or_exit
-from connector.config import Settings
-from connector.config.topology import build_topology
-from connector.ingress.metrics import IngressMetrics, readiness
-from connector.ingress.run import Ingress, ListenError, serve
-from connector.ingress.settings import ListenSettings, TlsError, parse_address, server_tls
 from connector.observability.logging import configure_logging
-from connector.observability.metrics import Metrics
+
+if TYPE_CHECKING:  # the listeners, pika, the settings model, prometheus_client: imported on use (#15)
+    from connector.config import Settings
+    from connector.ingress.run import Ingress
 
 CONNECT_TIMEOUT = 10.0  # a listener answers AE while connecting: do not wait the consumer's 30 s
 
@@ -63,6 +60,9 @@ OPTION_KEYS = {
 @observability_options
 def listen(config_path: Path | None, **options: Any) -> None:
     """Receive HL7 v2 over MLLP and HL7 v2 / FHIR over HTTP; publish each input, then acknowledge it."""
+    from connector.ingress.metrics import readiness
+    from connector.ingress.run import ListenError, serve
+
     overrides = {key: options[name] for name, key in OPTION_KEYS.items()}
     settings = settings_or_exit(config_path, overrides)
     configure_logging(settings.logging.level, settings.logging.format)
@@ -80,6 +80,13 @@ def listen(config_path: Path | None, **options: Any) -> None:
 
 def _ingress_or_exit(settings: Settings) -> Ingress:
     """The listeners and their publisher from the settings, or exit 2 saying what is wrong."""
+    from connector.bus.rabbitmq import RabbitBus
+    from connector.config.topology import build_topology
+    from connector.ingress.metrics import IngressMetrics
+    from connector.ingress.run import Ingress
+    from connector.ingress.settings import ListenSettings, TlsError, parse_address, server_tls
+    from connector.observability.metrics import Metrics
+
     section = settings.listen
     try:
         if section.mllp is None and section.http is None:

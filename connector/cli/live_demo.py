@@ -23,22 +23,23 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from connector.adapters.archive import read_records
 from connector.bootstrap import StoreOpenError, local_zone, open_store
-from connector.bus.base import Bus
 from connector.bus.errors import BusError
-from connector.bus.publisher import input_message, publish_all
-from connector.bus.rabbitmq import RabbitBus
 from connector.bus.topology import FORMATS, Topology
 from connector.cli.consume import amqp_settings_or_exit, config_option
 from connector.cli.demo import FEEDS, ZONE, facility_heading, professional_section
 from connector.cli.demo_table import Notes, read_notes, stored_summary, table
 from connector.cli.options import load_or_exit, mappings_option
 from connector.cli.replay import ReplayOptions, run
-from connector.policy.model import Policy
+
+if TYPE_CHECKING:  # pika and the publisher are imported when the demo runs (#15)
+    from connector.bus.base import Bus
+    from connector.policy.model import Policy
 
 
 def _collect(bus: Bus, queue: str, wanted: set[str], timeout: float, consumer: subprocess.Popen[bytes]) -> list[bytes]:
@@ -111,6 +112,9 @@ def live_demo(
     paths: tuple[str, ...], config_path: Path | None, prefix: str, zone: str, timeout: float, mappings: Path | None
 ) -> None:
     """Publish the sample feeds (or PATHS) to RabbitMQ, consume them with ivpush consume, print the charges."""
+    from connector.bus.publisher import input_message, publish_all
+    from connector.bus.rabbitmq import RabbitBus
+
     policy = load_or_exit(mappings)
     sources = paths or (str(FEEDS),)
     site_zone = local_zone(zone)

@@ -1,21 +1,26 @@
-"""Options shared by several commands."""
+"""Options shared by several commands.
+
+Imported by most commands when their module is, so it imports the settings model (pydantic), the
+policy loader and the metrics server (prometheus_client) only in the functions that use them:
+``ivpush <command> --help`` pays for none of them (issue #15).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from connector.bootstrap import policy_from_settings
-from connector.config import Settings, SettingsError
-from connector.config import load as load_config
 from connector.observability.logging import FORMATS as LOG_FORMATS
-from connector.observability.metrics import Metrics
-from connector.observability.server import ObservabilityError, ObservabilityServer, Readiness
-from connector.policy.model import Policy
-from connector.policy.yamlfile import MappingError
+
+if TYPE_CHECKING:
+    from connector.config import Settings
+    from connector.observability.metrics import Metrics
+    from connector.observability.server import ObservabilityServer, Readiness
+    from connector.policy.model import Policy
 
 mappings_option: Callable[[Any], Any] = click.option(
     "--mappings",
@@ -48,6 +53,8 @@ def observability_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def load_or_exit(mappings: Path | None) -> Policy:
     """Load the policy or exit 2 with every mapping problem listed."""
+    from connector.policy.yamlfile import MappingError
+
     try:
         return policy_from_settings(mappings)
     except MappingError as error:
@@ -64,6 +71,9 @@ def exit_with_error(message: str) -> NoReturn:
 
 def settings_or_exit(config_path: Path | None, overrides: dict[str, object]) -> Settings:
     """The effective settings (command line > env > secret files > TOML > defaults), or exit 2."""
+    from connector.config import SettingsError
+    from connector.config import load as load_config
+
     try:
         return load_config(config_path, overrides)
     except SettingsError as error:
@@ -76,6 +86,8 @@ def metrics_server_or_exit(metrics: Metrics, settings: Settings, ready: Readines
     """The started /metrics, /healthz, /readyz endpoint (None when ``metrics.port`` is 0), or exit 2 saying why."""
     if not settings.metrics.port:
         return None
+    from connector.observability.server import ObservabilityError, ObservabilityServer
+
     try:
         return ObservabilityServer(metrics, settings.metrics.host, settings.metrics.port, ready=ready).start()
     except ObservabilityError as error:

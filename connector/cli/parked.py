@@ -16,15 +16,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from connector.bus.parked import Parked, Selector
-from connector.bus.parked_records import kept_headers, to_record
-from connector.bus.redrive import browse
 from connector.cli.parked_options import connected, filter_options, place_options, resolve, selector
 from connector.cli.parked_redrive import policy, purge, requeue
+
+if TYPE_CHECKING:  # the bus (pika) is imported when a command runs (#15)
+    from connector.bus.parked import Parked
 
 PHI_WARNING = "the payload may contain PHI: show it only where that is allowed"
 
@@ -40,6 +40,8 @@ def parked() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message instead of a table.")
 def list_(config_path: Path | None, queue_label: str, prefix: str | None, as_json: bool, **options: Any) -> None:
     """List parked messages: time parked, reject code, size, source and id (no payload)."""
+    from connector.bus.redrive import browse
+
     place = resolve(config_path, queue_label, prefix)
     chosen = selector(options)
     if not as_json:
@@ -56,6 +58,9 @@ def list_(config_path: Path | None, queue_label: str, prefix: str | None, as_jso
 @click.option("--payload", is_flag=True, help="Also print the message itself (it may contain PHI).")
 def show(config_path: Path | None, queue_label: str, prefix: str | None, ids: tuple[str, ...], payload: bool) -> None:
     """Show the parked messages with these ids: properties, reason, headers (and the payload if asked)."""
+    from connector.bus.parked import Selector
+    from connector.bus.redrive import browse
+
     place = resolve(config_path, queue_label, prefix)
     chosen = Selector(ids=frozenset(ids))
     if payload:
@@ -84,6 +89,8 @@ def export(
     **options: Any,
 ) -> None:
     """Write the selected messages, payloads included, as NDJSON records to fix and requeue --from."""
+    from connector.bus.redrive import browse
+
     place = resolve(config_path, queue_label, prefix)
     chosen = selector(options)
     if chosen.everything and not everything:
@@ -121,6 +128,8 @@ def _line(found: Parked, as_json: bool) -> str:
 
 
 def _details(found: Parked, payload: bool) -> str:
+    from connector.bus.parked_records import kept_headers
+
     delivery = found.delivery
     at = found.parked_at.strftime("%Y-%m-%dT%H:%M:%SZ") if found.parked_at else "-"
     lines = [
@@ -143,6 +152,8 @@ def _details(found: Parked, payload: bool) -> str:
 
 
 def _writer(stream: IO[str], queue: str) -> Callable[[Parked], None]:
+    from connector.bus.parked_records import to_record
+
     def write(found: Parked) -> None:
         stream.write(json.dumps(to_record(found, queue), ensure_ascii=False) + "\n")
 

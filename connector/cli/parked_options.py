@@ -14,19 +14,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from connector.bus.errors import BusError, ConfigError, TopologyError
-from connector.bus.parked import Selector
-from connector.bus.parked_records import Target
-from connector.bus.rabbitmq_get import RabbitReader
 from connector.cli.consume import config_option
 from connector.cli.options import settings_or_exit
-from connector.config import Settings
-from connector.config.topology import build_topology
 from connector.observability.logging import configure_logging
+
+if TYPE_CHECKING:  # the bus (pika) and the settings model are imported when a command runs (#15)
+    from connector.bus.parked import Selector
+    from connector.bus.parked_records import Target
+    from connector.bus.rabbitmq_get import RabbitReader
+    from connector.config import Settings
 
 QUEUES = ("in", "out.dft")
 AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -124,6 +125,8 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def selector(options: dict[str, Any]) -> Selector:
     """The selection the filter options describe."""
+    from connector.bus.parked import Selector
+
     until = moment(options.get("until"))
     if options.get("older_than"):
         older = datetime.now(UTC) - timedelta(seconds=age_seconds(options["older_than"]))
@@ -139,6 +142,9 @@ def selector(options: dict[str, Any]) -> Selector:
 
 def resolve(config_path: Path | None, queue_label: str, prefix: str | None) -> Place:
     """The settings and the queue chosen, or exit 2 saying what is wrong (logging configured)."""
+    from connector.bus.parked_records import Target
+    from connector.config.topology import build_topology
+
     settings = settings_or_exit(config_path, {"amqp.prefix": prefix})
     try:
         topology = build_topology(settings)
@@ -155,6 +161,8 @@ def resolve(config_path: Path | None, queue_label: str, prefix: str | None) -> P
 @contextmanager
 def connected(place: Place) -> Iterator[RabbitReader]:
     """A reader on the configured broker; any broker failure ends the command with exit 1."""
+    from connector.bus.rabbitmq_get import RabbitReader
+
     try:
         amqp = place.settings.amqp_settings("ivpush parked")
     except ConfigError as error:

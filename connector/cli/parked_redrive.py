@@ -15,17 +15,14 @@ import json
 import re
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from connector.bus.parked import Parked, Selector
-from connector.bus.parked_records import Record, RecordError, read_records
-from connector.bus.redrive import browse, requeue_records
-from connector.bus.redrive import purge as purge_selected
-from connector.bus.redrive import requeue as requeue_selected
 from connector.cli.parked_options import Place, connected, filter_options, place_options, resolve, selector
-from connector.config.topology import build_topology
+
+if TYPE_CHECKING:  # the bus (pika) and the settings model are imported when a command runs (#15)
+    from connector.bus.parked import Parked, Selector
 
 DAY_MS = 86_400_000
 # RabbitMQ < 4.3 counts every message handed back to a quorum queue as a delivery, and 4.x drops
@@ -49,6 +46,9 @@ def requeue(
     **options: Any,
 ) -> None:
     """Re-publish parked messages (selected, or fixed in an export file) and remove them once confirmed."""
+    from connector.bus.redrive import browse
+    from connector.bus.redrive import requeue as requeue_selected
+
     place = resolve(config_path, queue_label, prefix)
     if from_file is not None:
         if everything or not selector(options).everything:
@@ -77,6 +77,9 @@ def purge(
     config_path: Path | None, queue_label: str, prefix: str | None, everything: bool, dry_run: bool, **options: Any
 ) -> None:
     """Remove the selected parked messages for good (e.g. --older-than 90d)."""
+    from connector.bus.redrive import browse
+    from connector.bus.redrive import purge as purge_selected
+
     place = resolve(config_path, queue_label, prefix)
     chosen = _chosen(options, everything)
     with connected(place) as reader:
@@ -95,6 +98,8 @@ def purge(
 @click.option("--json", "as_json", is_flag=True, help="The policy as a definitions-file entry instead of a command.")
 def policy(config_path: Path | None, queue_label: str, prefix: str | None, days: float | None, as_json: bool) -> None:
     """Print the RabbitMQ policy that expires parked messages (both parking queues) for an administrator."""
+    from connector.config.topology import build_topology
+
     place = resolve(config_path, queue_label, prefix)
     settings = place.settings
     ttl = round(days * DAY_MS) if days else settings.retention.message_ttl
@@ -128,6 +133,9 @@ def _chosen(options: dict[str, Any], everything: bool) -> Selector:
 
 
 def _requeue_file(place: Place, path: Path, dry_run: bool) -> None:
+    from connector.bus.parked_records import Record, RecordError, read_records
+    from connector.bus.redrive import requeue_records
+
     try:
         with path.open(encoding="utf-8") as lines:
             found = list(read_records(lines))

@@ -9,11 +9,8 @@ import click
 
 from connector.adapters.archive import DEFAULT_MAX_BYTES, Record, read_records
 from connector.bus.errors import BusError, ConfigError
-from connector.bus.publisher import input_message, publish_all
-from connector.bus.rabbitmq import RabbitBus
 from connector.cli.consume import amqp_settings_or_exit, config_option, prefix_option
 from connector.cli.options import settings_or_exit
-from connector.config.topology import build_topology
 
 
 @click.command()
@@ -27,6 +24,10 @@ def publish(
     paths: tuple[str, ...], config_path: Path | None, prefix: str, rate: float | None, routing_key: str, max_bytes: int
 ) -> None:
     """Publish HL7 v2 / FHIR archives (files, directories, -, .gz) with publisher confirms."""
+    from connector.bus.publisher import input_message, publish_all  # pika and the rest: on use (#15)
+    from connector.bus.rabbitmq import RabbitBus
+    from connector.config.topology import build_topology
+
     settings = amqp_settings_or_exit(config_path, "ivpush publish")
     try:  # the input exchange: [topology] input_exchange, else <prefix>.in
         wanted = build_topology(settings_or_exit(config_path, {"amqp.prefix": prefix}))

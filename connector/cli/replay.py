@@ -1,4 +1,8 @@
-"""``ivpush replay PATH...``: reprocess archived feeds through the same service code as the consumer."""
+"""``ivpush replay PATH...``: reprocess archived feeds through the same service code as the consumer.
+
+The adapters (fhir.resources), the service, the stores and tqdm are imported when a replay runs:
+``ivpush replay --help`` imports none of them (tests/unit/test_startup.py).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,11 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 import click
-from tqdm import tqdm
 
 from connector.adapters.archive import DEFAULT_MAX_BYTES, Record, read_records
-from connector.adapters.dispatch import read_record
-from connector.adapters.errors import AdapterError
 from connector.adapters.sanity import DEFAULT_WINDOW_TEXT, TimeWindow
 from connector.bootstrap import FORMATS, StoreOpenError, identity_key, local_zone, open_store, renderers
 from connector.cli.options import load_or_exit, mappings_option
@@ -32,11 +33,12 @@ from connector.cli.replay_settings import (
     site_mappings,
 )
 from connector.cli.uncoded import report_uncoded
-from connector.model import ClaimType, ParsedRecord
-from connector.policy.model import Policy
-from connector.service import EmitOn, Service, ServiceSettings
-from connector.store.base import Store
-from connector.store.sqlite import SqliteStore
+from connector.model import ClaimType, EmitOn, ParsedRecord
+
+if TYPE_CHECKING:
+    from connector.adapters.errors import AdapterError
+    from connector.policy.model import Policy
+    from connector.store.base import Store
 
 __all__ = ["ReplayOptions", "ReplayReport", "outcome_summary", "replay", "run"]
 
@@ -211,6 +213,8 @@ def _open_store(options: ReplayOptions, scratch: Path) -> Store:
     Raises:
         StoreOpenError: The state cannot be opened.
     """
+    from connector.store.sqlite import SqliteStore
+
     if options.diff_against is not None:
         copy = scratch / "state.db"
         shutil.copyfile(options.diff_against, copy)
@@ -254,6 +258,12 @@ def run(
 def _replay(
     options: ReplayOptions, policy: Policy, out: BinaryIO, reject_file: TextIO | None, store: Store
 ) -> ReplayReport:
+    from tqdm import tqdm
+
+    from connector.adapters.dispatch import read_record
+    from connector.adapters.errors import AdapterError
+    from connector.service import Service, ServiceSettings
+
     report = ReplayReport()
     settings = ServiceSettings(
         renderers([options.fmt]), options.emit_on, options.claim_type, options.payer, identity_key()

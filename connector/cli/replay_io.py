@@ -29,12 +29,13 @@ import stat
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
-from connector.adapters.archive import Record
-from connector.store.base import Store
+if TYPE_CHECKING:
+    from connector.adapters.archive import Record
+    from connector.store.base import Store
 
 BATCH_BYTES = 32 << 20
 _TAIL_BLOCK = 1 << 16

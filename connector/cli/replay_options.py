@@ -12,8 +12,7 @@ import click
 from connector.adapters.archive import DEFAULT_MAX_BYTES
 from connector.adapters.sanity import DEFAULT_WINDOW, TimeWindow, parse_window
 from connector.bootstrap import POSTGRES_SCHEMES
-from connector.model import ClaimType, ParsedRecord
-from connector.service import EmitOn
+from connector.model import ClaimType, EmitOn, ParsedRecord
 
 BATCH = 500
 

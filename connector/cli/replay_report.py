@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from connector.service import Outcome
+if TYPE_CHECKING:
+    from connector.service import Outcome
+
+
+def _no_outcome() -> Outcome:
+    """An empty total (the service is imported when a replay runs, not with ``replay --help``)."""
+    from connector.service import Outcome
+
+    return Outcome()
 
 
 @dataclass
@@ -20,7 +29,7 @@ class ReplayReport:
     """
 
     records: int = 0
-    totals: Outcome = field(default_factory=Outcome)
+    totals: Outcome = field(default_factory=_no_outcome)
     rejects: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
 

@@ -22,10 +22,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from connector.bootstrap import MAPPINGS_ENV
-from connector.policy.loader import DEFAULT_DIR
-from connector.store.base import Store, Transaction
+
+if TYPE_CHECKING:
+    from connector.store.base import Store, Transaction
 
 PREFIX = "coding."
 LABELS = {"zone": "zone", "claim_type": "claim type", "policy": "default payer policy", "mappings": "mappings"}
@@ -71,6 +73,8 @@ def mappings_digest(site_dir: Path | None) -> str:
     Every ``*.yaml`` and ``payers/*.yaml`` of each directory, sorted by name; any change to a
     file (a new local code, a new payer map entry, a comment) changes the digest.
     """
+    from connector.policy.loader import DEFAULT_DIR
+
     digest = hashlib.sha256()
     for layer, directory in enumerate([DEFAULT_DIR, *([site_dir] if site_dir else [])]):
         files = sorted(directory.glob("*.yaml")) + sorted((directory / "payers").glob("*.yaml"))

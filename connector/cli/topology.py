@@ -22,11 +22,9 @@ from pathlib import Path
 import click
 
 from connector.bus.errors import BusError, ConfigError, TopologyError
-from connector.bus.rabbitmq import RabbitBus
 from connector.bus.topology import FORMATS, Topology, definitions_json, policy_args
 from connector.cli.consume import config_option
 from connector.cli.options import settings_or_exit
-from connector.config.topology import build_topology
 
 CONNECT_TIMEOUT = 30.0
 ARGUMENTS_HINT = (
@@ -52,6 +50,9 @@ def topology(
     shards: int | None,
 ) -> None:
     """Print the topology as a definitions file, or declare it on the broker."""
+    from connector.bus.rabbitmq import RabbitBus
+    from connector.config.topology import build_topology
+
     overrides: dict[str, object] = {
         "amqp.prefix": prefix,
         "coding.formats": formats or None,

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from connector.adapters.archive import Record
-from connector.service import Outcome
+if TYPE_CHECKING:
+    from connector.adapters.archive import Record
+    from connector.service import Outcome
 
 
 def report_uncoded(outcome: Outcome, records: list[Record], rejects: Counter[str], out: TextIO | None) -> Outcome:

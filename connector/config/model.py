@@ -27,9 +27,8 @@ from connector.config.redact import display
 from connector.config.retention import RetentionSection
 from connector.config.section import Section
 from connector.config.topology import TopologySection
-from connector.model import ClaimType
+from connector.model import ClaimType, EmitOn
 from connector.observability.server import DEFAULT_HOST, DEFAULT_PORT
-from connector.service import EmitOn
 
 STATE_SCHEMES = ("postgresql", "postgres")
 

@@ -3,6 +3,7 @@
 from connector.model.administration import Administration, AdminStatus, SourceRef
 from connector.model.charge import ChargeLine, ChargeResult, Decision, Reason, Review, ServiceKind
 from connector.model.codes import EMPTY, CodedValue, Coding
+from connector.model.emission import EmitOn
 from connector.model.encounter import ClaimType, Encounter, PatientClass, fingerprint
 from connector.model.events import (
     EncounterEvent,
@@ -25,6 +26,7 @@ __all__ = [
     "CodedValue",
     "Coding",
     "Decision",
+    "EmitOn",
     "Encounter",
     "EncounterEvent",
     "EncounterEventKind",

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import structlog
-from structlog.typing import EventDict, Processor
+if TYPE_CHECKING:
+    from structlog.typing import EventDict, Processor
 
 FORMATS = ("json", "text")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -53,6 +53,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | N
         raise ValueError(f"unknown log level '{level}' (choose from {', '.join(LEVELS)})")
     if fmt not in FORMATS:
         raise ValueError(f"unknown log format '{fmt}' (choose from {', '.join(FORMATS)})")
+    import structlog  # noqa: PLC0415 - imported when logging is set up: `ivpush <command> --help` skips it (#15)
+
     shared: list[Processor] = [
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

@@ -22,11 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from connector.observability.metrics import Metrics
+if TYPE_CHECKING:
+    from connector.observability.metrics import Metrics
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9464  # the port registered for OpenTelemetry/Prometheus exporters
@@ -57,7 +56,7 @@ class HealthLimits:
 
 
 Check = dict[str, Any]
-Readiness = Callable[[Metrics, HealthLimits], tuple[bool, dict[str, Check]]]
+Readiness = Callable[["Metrics", HealthLimits], tuple[bool, dict[str, Check]]]
 
 
 def liveness(metrics: Metrics, limits: HealthLimits) -> tuple[bool, dict[str, Check]]:
@@ -177,6 +176,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
+            # prometheus_client is imported by Metrics, once a command records any: not by `--help` (#15)
+            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
+
             self._send(HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry))
         elif path == "/healthz":
             self._health(*liveness(self.metrics, self.limits))

@@ -179,7 +179,7 @@ def test_topology_print_writes_the_configured_names(tmp_path: Path) -> None:
 
 def test_topology_apply_declares_over_amqp_only_and_runs_no_program(monkeypatch: pytest.MonkeyPatch) -> None:
     broker = StubBroker()
-    monkeypatch.setattr(topology_cli, "RabbitBus", lambda _settings, _timeout: broker.connect())
+    monkeypatch.setattr("connector.bus.rabbitmq.RabbitBus", lambda _settings, _timeout: broker.connect())
 
     def no_programs(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("ivpush topology --apply started a program")
