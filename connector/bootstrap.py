@@ -74,13 +74,19 @@ def identity_key() -> bytes:
     return os.environ.get(IDENTITY_KEY_ENV, "").encode()
 
 
-def local_zone(name: str | None) -> tzinfo:
-    """The site's zone for HL7 times sent without an offset (``--zone``/``IVPUSH_TIMEZONE``).
+def local_zone(name: str | None) -> tzinfo | None:
+    """The site's default zone (``--zone``/``coding.zone``/``IVPUSH_TIMEZONE``); None when none is set.
+
+    With a zone, every instant is dated in it (times with an offset are moved to it; local times
+    are read in it). Without one the zone is unknown: coding-rules.md §6 lets the sent offset
+    decide the date, and local times without an offset are read as UTC.
 
     Raises:
         ValueError: An unknown zone name.
     """
-    name = name or os.environ.get(ZONE_ENV) or "UTC"
+    name = name or os.environ.get(ZONE_ENV)
+    if not name:
+        return None
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as error:

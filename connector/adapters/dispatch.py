@@ -23,7 +23,7 @@ from connector.policy.model import Policy
 
 
 def read_record(
-    record: Record, policy: Policy, local_zone: tzinfo, max_bytes: int, *, window: TimeWindow = DEFAULT_WINDOW
+    record: Record, policy: Policy, local_zone: tzinfo | None, max_bytes: int, *, window: TimeWindow = DEFAULT_WINDOW
 ) -> Parsed:
     """Parse one record with the adapter for its format; times outside ``window`` are rejected.
 
@@ -66,7 +66,7 @@ def _sourced(parsed: Parsed, source: str) -> Parsed:
 
 
 def parse_record(
-    record: Record, policy: Policy, local_zone: tzinfo, max_bytes: int, *, window: TimeWindow = DEFAULT_WINDOW
+    record: Record, policy: Policy, local_zone: tzinfo | None, max_bytes: int, *, window: TimeWindow = DEFAULT_WINDOW
 ) -> list[ParsedRecord]:
     """``read_record`` with one fate per record: the records, or the first reject (whole or part).
 

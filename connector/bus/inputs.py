@@ -80,7 +80,7 @@ def records(delivery: Delivery, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Reco
 def read_delivery(
     delivery: Delivery,
     policy: Policy,
-    local_zone: tzinfo,
+    local_zone: tzinfo | None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     window: TimeWindow = DEFAULT_WINDOW,
 ) -> Parsed:
@@ -106,7 +106,7 @@ def read_delivery(
 def parse_delivery(
     delivery: Delivery,
     policy: Policy,
-    local_zone: tzinfo,
+    local_zone: tzinfo | None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     window: TimeWindow = DEFAULT_WINDOW,
 ) -> list[ParsedRecord]:

@@ -208,7 +208,7 @@ def consume(config_path: Path | None, formats: tuple[str, ...], **options: Any) 
 def _consumer(
     settings: Settings,
     policy: Policy,
-    site_zone: tzinfo,
+    site_zone: tzinfo | None,
     bus: tuple[AmqpSettings, Topology, Faults],
     store: Store,
 ) -> tuple[Consumer, Metrics]:

@@ -50,7 +50,7 @@ PROFESSIONAL_HEADING = (
 )
 
 
-def section(sources: tuple[str, ...], zone: tzinfo, policy: Policy, claim_type: ClaimType) -> str:
+def section(sources: tuple[str, ...], zone: tzinfo | None, policy: Policy, claim_type: ClaimType) -> str:
     """Replay ``sources`` into a throwaway state and print the table, its notes and the summary."""
     store = open_store(":memory:")
     try:
@@ -62,7 +62,7 @@ def section(sources: tuple[str, ...], zone: tzinfo, policy: Policy, claim_type: 
     return f"{table(buffer.getvalue(), notes)}\n{report.summary()}"
 
 
-def professional_section(sources: tuple[str, ...], zone: tzinfo, policy: Policy) -> str:
+def professional_section(sources: tuple[str, ...], zone: tzinfo | None, policy: Policy) -> str:
     """The professional part: heading, table and summary."""
     return f"\n{PROFESSIONAL_HEADING}\n{section(sources, zone, policy, ClaimType.PROFESSIONAL)}\n\n{SITE_NOTE}"
 

@@ -30,7 +30,9 @@ from connector.store.base import Transaction
 from connector.store.memory import MemoryStore
 
 _FEED_OPTIONS = (
-    click.option("--zone", help="Default zone of local times (env IVPUSH_TIMEZONE; default UTC), as for replay."),
+    click.option(
+        "--zone", help="Facility zone every time is dated in (env IVPUSH_TIMEZONE; unset: sent offsets decide)."
+    ),
     click.option(
         "--claim-type", type=click.Choice([c.value for c in ClaimType]), default="facility", show_default=True
     ),

@@ -11,7 +11,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
@@ -85,7 +85,11 @@ REPLAY_SYNCHRONOUS = "NORMAL"
     "mappings) under this run's; without it such a run exits 2 naming the difference.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when any record was rejected.")
-@click.option("--zone", help="Zone of HL7 times sent without an offset (env IVPUSH_TIMEZONE; default UTC).")
+@click.option(
+    "--zone",
+    help="Facility zone every time is dated in (env IVPUSH_TIMEZONE). Unset: a sent offset decides the date "
+    "and local times are read as UTC.",
+)
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
@@ -141,8 +145,8 @@ def replay(
         state=state,
         emit_on=EmitOn(emit_on),
         close_at_end=not no_close,
-        since=since.replace(tzinfo=site_zone) if since else None,
-        until=until.replace(tzinfo=site_zone) if until else None,
+        since=since.replace(tzinfo=site_zone or UTC) if since else None,
+        until=until.replace(tzinfo=site_zone or UTC) if until else None,
         encounter=encounter,
         diff_against=diff_against,
         zone=site_zone,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import click
@@ -32,7 +32,7 @@ class ReplayOptions:
     until: datetime | None = None
     encounter: str | None = None
     diff_against: Path | None = None
-    zone: tzinfo = UTC
+    zone: tzinfo | None = None  # None: unknown, sent offsets decide the date (coding-rules §6)
     batch_size: int = BATCH
     max_bytes: int = DEFAULT_MAX_BYTES
     window: TimeWindow = DEFAULT_WINDOW

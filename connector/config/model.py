@@ -140,7 +140,9 @@ class CodingSection(Section):
         default=4 * 3600.0, ge=0, description="Close (and charge) encounters idle this long; 0: never."
     )
     sweep_seconds: float = Field(default=60.0, gt=0, description="Seconds between idle sweeps.")
-    zone: str = Field(default="UTC", description="Zone of HL7 times sent without an offset (IANA name).")
+    zone: str = Field(
+        default="", description="Facility zone (IANA name) times are dated in; empty: sent offsets decide, else UTC."
+    )
     mappings: Path | None = Field(default=None, description="Site mappings directory overlaying the shipped defaults.")
     formats: tuple[str, ...] = Field(default=FORMATS, description="Output formats (a list, or comma-separated in env).")
     max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1, description="Inputs larger than this are parked, bytes.")
@@ -157,6 +159,8 @@ class CodingSection(Section):
     @field_validator("zone")
     @classmethod
     def _known_zone(cls, zone: str) -> str:
+        if not zone:
+            return zone
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError) as error:

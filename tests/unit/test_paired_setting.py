@@ -151,3 +151,13 @@ def test_fhir_the_primary_coverage_by_account_priority_and_local_dates(policy: P
     starts = sorted(a.start.isoformat() for r in records for a in r.administrations)
     assert starts == ["2026-03-02T21:27:00-06:00", "2026-03-02T22:27:00-06:00"]
     assert summary(charges(list(records), policy)) == expected
+
+
+def test_without_a_facility_zone_the_sent_offset_decides_the_date(policy: Policy) -> None:
+    """coding-rules.md §6: only when the facility's zone is unknown does the sent offset decide."""
+    hl7 = parse_hl7(hl7_ras("R1", "1", "20260302232700-0500"), policy, None)
+    assert hl7.administrations[0].start.isoformat() == "2026-03-02T23:27:00-05:00"
+    local = parse_hl7(hl7_ras("R2", "1", "20260302232700"), policy, None)  # no offset, no zone: UTC
+    assert local.administrations[0].start.isoformat() == "2026-03-02T23:27:00+00:00"
+    fhir = parse_fhir(fhir_bundle(), policy)
+    assert sorted(a.start.isoformat() for r in fhir for a in r.administrations)[0] == "2026-03-03T03:27:00+00:00"

@@ -15,7 +15,7 @@ Every failure is an ``AdapterError`` whose detail names the field, never its val
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from connector.adapters.errors import MissingField, UnsupportedMessageType, UnsupportedStructure
 from connector.adapters.hl7v2.framing import MAX_BYTES, read_message
@@ -52,7 +52,7 @@ _ADT_TRIGGERS = {
 def parse_hl7(
     raw: bytes,
     policy: Policy,
-    local_zone: tzinfo,
+    local_zone: tzinfo | None,
     position: str = "",
     *,
     max_bytes: int = MAX_BYTES,
@@ -94,7 +94,8 @@ def parse_hl7(
     control_id = identifier(header[10], "MSH-10")
     facility = identifier(header[4], "MSH-4") if header[4] else ""
     site = policy.site
-    clock = Clock(site.zone_for(facility) or local_zone, window)
+    zone = site.zone_for(facility) or local_zone
+    clock = Clock(zone or UTC, window, convert=zone is not None)
     sent_text = header[7]
     sent_at = clock.at(sent_text, "MSH-7") if sent_text else None
     pid, pv1 = message.first("PID"), message.first("PV1")

@@ -173,10 +173,11 @@ class Clock:
     without an offset are read in it, values with one are moved to it (``in_zone``).
     """
 
-    __slots__ = ("_moments", "_utc", "ambiguous", "window", "zone")
+    __slots__ = ("_moments", "_utc", "ambiguous", "convert", "window", "zone")
 
-    def __init__(self, zone: tzinfo, window: TimeWindow = DEFAULT_WINDOW) -> None:
+    def __init__(self, zone: tzinfo, window: TimeWindow = DEFAULT_WINDOW, convert: bool = True) -> None:
         self.zone = zone
+        self.convert = convert  # False: the facility's zone is unknown, a sent offset is kept (§6)
         self.window = window
         self._moments: dict[tuple[str, bool], datetime] = {}
         self._utc: dict[str, str] = {}
@@ -189,7 +190,7 @@ class Clock:
         if moment is None:
             notes: list[str] = []
             moment = self.window.check(parse_dtm(text, self.zone, where, need_day, notes), where)
-            if has_offset(text):
+            if self.convert and has_offset(text):
                 moment = in_zone(moment, self.zone, where)
             self._moments[text, need_day] = moment
             if notes:
