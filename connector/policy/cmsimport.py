@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 from connector.model import ClaimType
 from connector.policy.cms import MAI_NAMES, MueEntry, PtpEntry, quarter_label, table_digest
@@ -92,6 +93,9 @@ class PtpRow:
     source: str  # file name:line
 
 
+_Row = TypeVar("_Row", MueRow, PtpRow)
+
+
 @dataclass(frozen=True, slots=True)
 class _Column:
     name: str
@@ -147,38 +151,29 @@ def read_mue(path: Path, claim_type: ClaimType) -> tuple[list[MueRow], int]:
     wrong = _claim_mismatch(value_header, claim_type)
     if wrong:
         problems.append(f"{label}:{header.line}: {wrong}")
-    found: list[MueRow] = []
     seen: dict[str, int] = {}
-    for line, cells, shape in _data(rows, header):
-        where = f"{label}:{line}"
+
+    def row(line: int, cells: list[str]) -> MueRow | str:
         code = _cell(cells, columns["code"]).upper()
         value_text = _cell(cells, columns["value"])
         mai_text = _cell(cells, columns["mai"])
         mai = _MAI.fullmatch(mai_text)
-        if shape:
-            problems.append(f"{where}: {shape}")
-        elif not CODE.fullmatch(code):
-            problems.append(f"{where}: HCPCS/CPT code {code!r} is not 5 letters or digits")
-        elif not _NUMBER.fullmatch(value_text):
-            problems.append(f"{where}: MUE value {value_text!r} for {code} is not a whole number")
-        elif mai is None or int(mai.group(1)) not in MAI_NAMES:
-            problems.append(
-                f"{where}: MUE adjudication indicator {mai_text!r} for {code} is not 1, 2 or 3 "
+        if not CODE.fullmatch(code):
+            return f"HCPCS/CPT code {code!r} is not 5 letters or digits"
+        if not _NUMBER.fullmatch(value_text):
+            return f"MUE value {value_text!r} for {code} is not a whole number"
+        if mai is None or int(mai.group(1)) not in MAI_NAMES:
+            return (
+                f"MUE adjudication indicator {mai_text!r} for {code} is not 1, 2 or 3 "
                 "(e.g. '2 Date of Service Edit: Policy')"
             )
-        elif code in seen:
-            problems.append(f"{where}: {code} again (first at line {seen[code]})")
-        else:
-            seen[code] = line
-            rationale = _cell(cells, columns.get("rationale"))
-            found.append(MueRow(code, int(value_text), int(mai.group(1)), rationale, f"{path.name}:{line}"))
-        if len(problems) >= MAX_PROBLEMS:
-            break
-    if not found and not problems:
-        problems.append(f"{label}:{header.line}: no rows after the header")
-    if problems:
-        raise CmsFileError(problems)
-    return found, header.line
+        if code in seen:
+            return f"{code} again (first at line {seen[code]})"
+        seen[code] = line
+        rationale = _cell(cells, columns.get("rationale"))
+        return MueRow(code, int(value_text), int(mai.group(1)), rationale, f"{path.name}:{line}")
+
+    return _rows(rows, header, label, problems, row), header.line
 
 
 def read_ptp(path: Path, claim_type: ClaimType) -> tuple[list[PtpRow], ClaimType | None]:
@@ -197,46 +192,63 @@ def read_ptp(path: Path, claim_type: ClaimType) -> tuple[list[PtpRow], ClaimType
     kind, evidence = _ptp_kind(path, [*rows[: header.index], _Record(header.first, header.line, header.cells)])
     if kind is not None and kind is not claim_type:
         problems.append(f"{label}:{evidence[0]}: {_ptp_mismatch(evidence[1], kind, claim_type)}")
-    found: list[PtpRow] = []
     seen: dict[tuple[str, str, date], int] = {}
-    for line, cells, shape in _data(rows, header):
-        where = f"{label}:{line}"
+
+    def row(line: int, cells: list[str]) -> PtpRow | str:
         first, second = _cell(cells, columns["column1"]).upper(), _cell(cells, columns["column2"]).upper()
         effective_text, deletion_text = _cell(cells, columns["effective"]), _cell(cells, columns["deletion"])
         modifier_text = _cell(cells, columns["modifier"])
         effective = _yyyymmdd(effective_text)
         deleted = None if deletion_text in ("", "*") else _yyyymmdd(deletion_text)
-        if shape:
-            problems.append(f"{where}: {shape}")
-        elif not CODE.fullmatch(first) or not CODE.fullmatch(second):
+        if not CODE.fullmatch(first) or not CODE.fullmatch(second):
             bad = first if not CODE.fullmatch(first) else second
-            problems.append(f"{where}: HCPCS/CPT code {bad!r} is not 5 letters or digits")
-        elif effective is None:
-            problems.append(f"{where}: effective date {effective_text!r} of {first}/{second} is not YYYYMMDD")
-        elif deletion_text not in ("", "*") and deleted is None:
-            problems.append(f"{where}: deletion date {deletion_text!r} of {first}/{second} is not YYYYMMDD or *")
-        elif deleted is not None and deleted < effective:
-            problems.append(f"{where}: {first}/{second} is deleted ({deletion_text}) before it is effective")
-        elif modifier_text not in ("0", "1", "9"):
-            problems.append(f"{where}: modifier indicator {modifier_text!r} of {first}/{second} is not 0, 1 or 9")
-        elif (first, second, effective) in seen:
-            problems.append(
-                f"{where}: {first}/{second} effective {effective_text} again (first at line "
-                f"{seen[(first, second, effective)]})"
+            return f"HCPCS/CPT code {bad!r} is not 5 letters or digits"
+        if effective is None:
+            return f"effective date {effective_text!r} of {first}/{second} is not YYYYMMDD"
+        if deletion_text not in ("", "*") and deleted is None:
+            return f"deletion date {deletion_text!r} of {first}/{second} is not YYYYMMDD or *"
+        if deleted is not None and deleted < effective:
+            return f"{first}/{second} is deleted ({deletion_text}) before it is effective"
+        if modifier_text not in ("0", "1", "9"):
+            return f"modifier indicator {modifier_text!r} of {first}/{second} is not 0, 1 or 9"
+        if (first, second, effective) in seen:
+            return (
+                f"{first}/{second} effective {effective_text} again (first at line {seen[(first, second, effective)]})"
             )
+        seen[(first, second, effective)] = line
+        rationale = _cell(cells, columns.get("rationale"))
+        return PtpRow(first, second, effective, deleted, int(modifier_text), rationale, f"{path.name}:{line}")
+
+    return _rows(rows, header, label, problems, row, kind), kind
+
+
+def _rows(
+    rows: list[_Record],
+    header: _Header,
+    label: str,
+    problems: list[str],
+    row: Callable[[int, list[str]], _Row | str],
+    kind: ClaimType | None = None,
+) -> list[_Row]:
+    """Every data row read by ``row`` (the row, or what is wrong with it); raises ``CmsFileError``.
+
+    ``problems`` holds those found before the rows (the header's); the first ``MAX_PROBLEMS``
+    are raised, with ``kind``, and also when there is no row at all.
+    """
+    found: list[_Row] = []
+    for line, cells, shape in _data(rows, header):
+        read = shape or row(line, cells)
+        if isinstance(read, str):
+            problems.append(f"{label}:{line}: {read}")
         else:
-            seen[(first, second, effective)] = line
-            rationale = _cell(cells, columns.get("rationale"))
-            found.append(
-                PtpRow(first, second, effective, deleted, int(modifier_text), rationale, f"{path.name}:{line}")
-            )
+            found.append(read)
         if len(problems) >= MAX_PROBLEMS:
             break
     if not found and not problems:
         problems.append(f"{label}:{header.line}: no rows after the header")
     if problems:
         raise CmsFileError(problems, kind)
-    return found, kind
+    return found
 
 
 def render_mue(

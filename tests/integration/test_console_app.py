@@ -89,7 +89,8 @@ def test_search_by_encounter_patient_dates_code_flag_and_payer(client: FlaskClie
     assert found(client, q="ED2026") == []  # the visit number or the key, not a part of it
     assert found(client, patient="MRN900001") == [ED]
     assert found(client, patient="mrn900001") == []  # patient ids exactly as sent
-    assert found(client, **{"from": "2026-03-02", "to": "2026-03-02"}) == [ED, INF]
+    # OBS starts at 22:40-05:00 on 03-02: with no zone set, the sent offset decides its date
+    assert found(client, **{"from": "2026-03-02", "to": "2026-03-02"}) == [ED, INF, OBS]
     assert found(client, **{"from": "2026-03-03"}) == [OBS]
     assert found(client, **{"to": "2026-03-03", "from": "2026-03-03"}) == [OBS]
     assert found(client, **{"from": "2026-03-04"}) == found(client, **{"to": "2026-03-01"}) == []

@@ -13,23 +13,10 @@ import psycopg
 import pytest
 from click.testing import CliRunner, Result
 from postgres import LocalPostgres
+from recode_support import net, write_site
 
 from connector.cli.main import cli
 from connector.synth.render import write_feed
-
-# A site overlay of the default payer policy: an MUE-like cap on 96375 (one unit per line) and a
-# 60-minute repeat interval, as a quarterly policy change would bring.
-SITE_DEFAULT = """meta:
-  name: default
-  version: site-2026q2
-  reviewed: 2026-12-01
-  reference: test overlay
-  effective_from: 2020-01-01
-settings:
-  same_drug_min_interval_minutes: 60
-  mue:
-    - {code: "96375", facility_units: 1, professional_units: 1, reference: "test cap (CMS-like MUE)"}
-"""
 
 
 def invoke(*args: str) -> Result:
@@ -38,19 +25,6 @@ def invoke(*args: str) -> Result:
 
 def messages(*paths: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
-
-
-def net(found: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Encounter → line id → line still charged (charges minus credits, in order)."""
-    lines: dict[str, dict[str, dict[str, Any]]] = {}
-    for message in found:
-        current = lines.setdefault(f"{message['encounter']['assigning_authority']}|{message['encounter']['id']}", {})
-        for line in message["lines"]:
-            if line["action"] == "charge":
-                current[line["line_id"]] = line
-            else:
-                current.pop(line["line_id"], None)
-    return {key: held for key, held in lines.items() if held}
 
 
 def by_code(found: list[dict[str, Any]], units: bool = False) -> dict[str, dict[str, int]]:
@@ -94,10 +68,7 @@ def feed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    folder = tmp_path / "site"
-    (folder / "payers").mkdir(parents=True)
-    (folder / "payers" / "default.yaml").write_text(SITE_DEFAULT, encoding="utf-8")
-    return folder
+    return write_site(tmp_path / "site", "site-2026q2")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from recode_support import net, write_site
 
 from connector.cli.recode import RecodeOptions, run_recode
 from connector.cli.recode_report import RecodeReport
@@ -31,26 +31,11 @@ from connector.service import EmitOn, Service, ServiceSettings
 from connector.store.memory import MemoryStore
 from connector.synth.render import write_feed
 
-SITE_DEFAULT = """meta:
-  name: default
-  version: site-what-if-1
-  reviewed: 2026-12-01
-  reference: test overlay
-  effective_from: 2020-01-01
-settings:
-  same_drug_min_interval_minutes: 60
-  mue:
-    - {code: "96375", facility_units: 1, professional_units: 1, reference: "test cap (CMS-like MUE)"}
-"""
-
 
 @pytest.fixture(scope="module")
 def site_policy(tmp_path_factory: pytest.TempPathFactory) -> Policy:
     """The shipped mappings under a site overlay of the default payer: a 60-minute repeat interval, a 96375 cap."""
-    site = tmp_path_factory.mktemp("site")
-    (site / "payers").mkdir()
-    (site / "payers" / "default.yaml").write_text(SITE_DEFAULT, encoding="utf-8")
-    return load_policy(site)
+    return load_policy(write_site(tmp_path_factory.mktemp("site"), "site-what-if-1"))
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +49,6 @@ def feed(folder: Path, fmt: str, seed: int) -> Path:
         with path.open("wb") as out:
             write_feed(out, fmt, seed, encounters=8)
     return path
-
-
-def net(messages: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Encounter → line id → line still charged, over JSON charge messages in order (as ``service.net_lines``)."""
-    found: dict[str, dict[str, dict[str, Any]]] = {}
-    for message in messages:
-        ref = message["encounter"]
-        current = found.setdefault(f"{ref['assigning_authority']}|{ref['id']}", {})
-        for line in message["lines"]:
-            if line["action"] == "charge":
-                current[line["line_id"]] = line
-            else:
-                current.pop(line["line_id"], None)
-    return {key: lines for key, lines in found.items() if lines}
 
 
 def parse(*outputs: bytes) -> list[dict[str, Any]]:

@@ -27,34 +27,6 @@ import pytest
 
 from connector.cli.main import COMMANDS, LazyGroup, cli
 
-HEAVY = (
-    "fhir",
-    "fhir_core",
-    "pydantic",
-    "pydantic_core",
-    "pydantic_settings",
-    "pika",
-    "psycopg",
-    "prometheus_client",
-    "structlog",
-    "rich",
-    "tqdm",
-    "yaml",
-    "hl7apy",
-    "orjson",
-    "sqlite3",
-    "connector.adapters.dispatch",
-    "connector.adapters.fhir",
-    "connector.adapters.hl7v2",
-    "connector.bus",
-    "connector.config",
-    "connector.emitters",
-    "connector.policy.loader",
-    "connector.rules",
-    "connector.service",
-    "connector.store",
-)
-
 HEAVIEST = (
     "fhir",
     "fhir_core",
@@ -68,6 +40,23 @@ HEAVIEST = (
     "rich",
     "tqdm",
     "hl7apy",
+)
+
+HEAVY = (
+    *HEAVIEST,
+    "yaml",
+    "orjson",
+    "sqlite3",
+    "connector.adapters.dispatch",
+    "connector.adapters.fhir",
+    "connector.adapters.hl7v2",
+    "connector.bus",
+    "connector.config",
+    "connector.emitters",
+    "connector.policy.loader",
+    "connector.rules",
+    "connector.service",
+    "connector.store",
 )
 
 PROBE = """
