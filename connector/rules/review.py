@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from connector.model import Encounter, Review
+from connector.model import Encounter, Review, ServiceKind
 from connector.policy.model import Policy
 from connector.rules.classify import Service
 from connector.rules.units import Unit
@@ -30,7 +30,7 @@ def duration_reviews(services: Iterable[Service]) -> list[Review]:
     found = []
     for item in services:
         ordered = item.admin.ordered_minutes
-        if not ordered or not (item.is_infusion or item.kind.value == "hydration"):
+        if not ordered or not (item.is_infusion or item.kind is ServiceKind.HYDRATION):
             continue
         documented = item.minutes
         if documented > ordered * FAR_BEYOND_FACTOR and documented - ordered >= FAR_BEYOND_MINUTES:

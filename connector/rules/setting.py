@@ -31,13 +31,11 @@ class Setting(NamedTuple):
         encounter: The encounter with its effective class, payer and place of service.
         reviews: Encounter-wide reasons for review.
         mappings: ``file:line`` of the payer map and place-of-service entries used.
-        payer_ids: Identifiers the payer came from (empty: the default applied).
     """
 
     encounter: Encounter
     reviews: tuple[Review, ...]
     mappings: tuple[str, ...]
-    payer_ids: tuple[str, ...]
 
 
 def resolve_setting(encounter: Encounter, policy: Policy) -> Setting:
@@ -57,7 +55,6 @@ def resolve_setting(encounter: Encounter, policy: Policy) -> Setting:
                 )
             )
     payer = encounter.payer
-    payer_ids: tuple[str, ...] = ()
     if encounter.payer_ids and day is not None:
         found = policy.payer_map.payer_for(encounter.payer_ids, day)
         if found is None:
@@ -71,7 +68,6 @@ def resolve_setting(encounter: Encounter, policy: Policy) -> Setting:
             )
         else:
             payer, origin = found
-            payer_ids = encounter.payer_ids
             mappings.append(origin)
     place = encounter.place_of_service
     if not place and day is not None:
@@ -82,7 +78,7 @@ def resolve_setting(encounter: Encounter, policy: Policy) -> Setting:
     effective = encounter
     if (patient_class, payer, place) != (encounter.patient_class, encounter.payer, encounter.place_of_service):
         effective = replace(encounter, patient_class=patient_class, payer=payer, place_of_service=place)
-    return Setting(effective, tuple(reviews), tuple(mappings), payer_ids)
+    return Setting(effective, tuple(reviews), tuple(mappings))
 
 
 def in_facility_zone(encounter: Encounter, policy: Policy) -> Encounter:
