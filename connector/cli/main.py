@@ -81,7 +81,7 @@ COMMANDS: Mapping[str, tuple[str, str, str]] = {
     "serve": (
         "connector.cli.serve",
         "serve",
-        "Serve the charge review console (read-only) over a state.",
+        "Serve the charge review console over a state (read-only unless a credential is configured).",
     ),
     "state": (
         "connector.cli.state",

@@ -16,6 +16,7 @@ from connector.cli.consume import config_option
 from connector.cli.options import exit_with_error, load_or_exit, mappings_option, settings_or_exit
 from connector.console.app import create_app
 from connector.console.reader import StateError, StateSource
+from connector.console.security import Credentials
 from connector.console.server import BasePathError, base_prefix
 from connector.console.server import serve as run_server
 from connector.observability.logging import FORMATS as LOG_FORMATS
@@ -47,7 +48,7 @@ def serve(
     log_format: str | None,
     mappings: Path | None,
 ) -> None:
-    """Serve the charge review console (read-only) over a state."""
+    """Serve the charge review console over a state (read-only unless a credential is configured)."""
     try:
         base_prefix(base_path)
     except BasePathError as error:
@@ -68,8 +69,10 @@ def serve(
         source.check()
     except StateError as error:
         exit_with_error(str(error))
-    app = create_app(source, policy)
+    credentials = Credentials.from_section(settings.console)
+    app = create_app(source, policy, credentials=credentials)
     try:
-        run_server(app, source, host, port, base_path, threads, announce=lambda text: click.echo(text, err=True))
+        say = lambda text: click.echo(text, err=True)  # noqa: E731 - one line, named for the call below
+        run_server(app, source, host, port, base_path, threads, credentials.actions, announce=say)
     except OSError as error:  # the port is taken, the address is not ours
         exit_with_error(f"cannot listen on {host}:{port}: {error.strerror or type(error).__name__}")

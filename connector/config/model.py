@@ -21,6 +21,7 @@ from connector.adapters.sanity import DEFAULT_WINDOW_TEXT, window_text
 from connector.bus.config import AmqpSettings, check_url
 from connector.bus.errors import ConfigError
 from connector.bus.topology import FORMATS
+from connector.config.console import ConsoleSection
 from connector.config.destinations import ChargeItemSection, DftSection, ForwardSection
 from connector.config.listen import ListenSection
 from connector.config.redact import display
@@ -229,6 +230,7 @@ class Settings(BaseSettings):
     forward: ForwardSection = ForwardSection()
     topology: TopologySection = TopologySection()
     retention: RetentionSection = RetentionSection()
+    console: ConsoleSection = ConsoleSection()
     shutdown_deadline: float = Field(default=10.0, gt=0, description="Seconds to finish the batch and drain at stop.")
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)

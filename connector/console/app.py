@@ -7,7 +7,9 @@ JavaScript and loads nothing from other sites: its one stylesheet is served from
 Every response carries a Content-Security-Policy that allows only this origin and no inline
 script or style, ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` (a
 search URL may hold a patient id), ``X-Frame-Options: DENY`` and ``Cache-Control: no-store``.
-Only GET and HEAD are served: there are no actions yet.
+Only GET and HEAD are served, and POST to the views marked as actions (``security``): those
+need a configured credential, a signed-in (or basic/bearer-authenticated) actor and the form's
+CSRF token.
 
 The access log (logger ``ivpush.console.access``) has one line per request: method, path
 *without its query string* (search fields may hold a patient id), status, bytes and time. A
@@ -28,8 +30,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from connector.console import encounter as encounter_page
+from connector.console import security, signin
 from connector.console.reader import Source, StateError
 from connector.console.search import FLAGS, Query, QueryError, search
+from connector.console.security import Credentials
 from connector.policy.model import Policy
 
 ACCESS = logging.getLogger("ivpush.console.access")
@@ -51,16 +55,18 @@ HEADERS = {
 }
 
 
-def create_app(source: Source, policy: Policy, page_size: int = 25) -> Flask:
+def create_app(source: Source, policy: Policy, page_size: int = 25, credentials: Credentials | None = None) -> Flask:
     """The console over ``source``, coding with ``policy`` (the same mappings ``explain`` would load).
 
     Args:
         source: The state, read-only.
         policy: The loaded mappings and payer policies.
         page_size: Encounters per page of search results.
+        credentials: Who may act (default: nobody; the console is read-only).
     """
     app = Flask("connector.console", template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"))
-    app.config.update(MAX_CONTENT_LENGTH=0, TEMPLATES_AUTO_RELOAD=False, SEND_FILE_MAX_AGE_DEFAULT=0)
+    app.config.update(MAX_CONTENT_LENGTH=64 * 1024, TEMPLATES_AUTO_RELOAD=False, SEND_FILE_MAX_AGE_DEFAULT=0)
+    security.install(app, credentials or Credentials())
     app.jinja_env.autoescape = True
     app.jinja_env.globals["FLAGS"] = FLAGS
     app.jinja_env.filters["dict_without"] = _without
@@ -69,7 +75,10 @@ def create_app(source: Source, policy: Policy, page_size: int = 25) -> Flask:
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
-        if request.method not in ("GET", "HEAD"):
+        if request.method in ("GET", "HEAD"):
+            return
+        view = app.view_functions.get(request.endpoint or "")
+        if request.method != "POST" or not security.allows_post(view):
             abort(405)
 
     @app.after_request
@@ -83,6 +92,8 @@ def create_app(source: Source, policy: Policy, page_size: int = 25) -> Flask:
             extra={"method": request.method, "path": path, "status": response.status_code, "ms": round(elapsed, 1)},
         )  # fmt: skip
         return response
+
+    signin.register(app)
 
     @app.get("/")
     def search_page() -> ResponseReturnValue:

@@ -38,6 +38,7 @@ def serve(
     port: int,
     base_path: str,
     threads: int = 4,
+    actions: bool = False,
     announce: Callable[[str], None] = print,
 ) -> None:
     """Bind, say where the console is (one line through ``announce``), serve until interrupted.
@@ -49,6 +50,7 @@ def serve(
         port: Port (0: any free one; the line says which).
         base_path: URL prefix the console is mounted under (``/``: none).
         threads: Requests answered at once.
+        actions: Whether a credential enables actions (said in the announcement).
         announce: Where the ``ivpush console on http://…`` line goes.
     """
     prefix = base_prefix(base_path)
@@ -64,7 +66,8 @@ def serve(
     )
     bound_host, bound_port = server.effective_host, server.effective_port
     shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
-    announce(f"ivpush console on http://{shown}:{bound_port}{prefix}/ (read-only; Ctrl-C stops it)")
+    mode = "actions enabled for the configured credential" if actions else "read-only"
+    announce(f"ivpush console on http://{shown}:{bound_port}{prefix}/ ({mode}; Ctrl-C stops it)")
     try:
         server.run()
     except KeyboardInterrupt:

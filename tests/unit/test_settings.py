@@ -243,9 +243,10 @@ def test_every_problem_is_reported_at_once_with_source_and_key(tmp_path: Path) -
     problems = problems_of(config_path=config, environ=environ)
     assert problems == [
         "env IVPUSH_METRIC__PORT: metric.port: unknown section 'metric'; "
-        "sections: amqp, state, coding, metrics, logging, listen, dft, chargeitem, forward, topology, retention",
+        "sections: amqp, state, coding, metrics, logging, listen, dft, chargeitem, forward, topology, retention, "
+        "console",
         f"{config}: log_level: unknown; allowed: tables [amqp], [state], [coding], [metrics], [logging], [listen], "
-        "[dft], [chargeitem], [forward], [topology], [retention] and keys shutdown_deadline",
+        "[dft], [chargeitem], [forward], [topology], [retention], [console] and keys shutdown_deadline",
         f"{config}: amqp.prefech: unknown key; [amqp] allows: url, ca_file, cert_file, key_file, server_hostname, "
         "prefix, prefetch, batch_size, batch_wait, reconnect_max, retry_max, shards, shard, declare, auth_attempts",
         "env IVPUSH_AMQP__PREFETCH: amqp.prefetch: Input should be a valid integer, "
