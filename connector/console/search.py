@@ -1,9 +1,9 @@
-"""Search the stored encounters: by encounter, patient, dates, code, flag and payer, in pages.
+"""Search the stored encounters: by encounter, patient, account, dates, code, flag and payer, in pages.
 
 There is no index yet: a search walks the encounter keys in the store's order
 (``encounter_keys(after, limit)``, ``PAGE_KEYS`` at a time, one short read transaction each)
 and reads of each encounter only what the criteria need, cheapest first — the key, then its
-state (patient, dates, coverage), then its currently charged lines (codes, flags), stored
+state (patient, account, dates, coverage), then its currently charged lines (codes, flags), stored
 outcomes (review reasons) and history (payer policy). A request stops after ``page_size``
 matches, or after scanning ``max_scan`` encounters; the page then links to the next one from
 the last key it read. ``docs/console.md`` says what an index would need.
@@ -12,6 +12,7 @@ What it matches on, all from what was stored (nothing is coded again):
 
 - **encounter**: the full key, or the visit number (the part after ``|``), case-insensitive;
 - **patient**: the patient id as sent (PID-3 / FHIR Patient id), exactly;
+- **account**: the patient account number as sent (PID-18 / FHIR Encounter.account), exactly;
 - **dates**: an administration started (local date) within ``from``..``to``, both inclusive;
 - **code**: a currently charged line with that code, or an administration behind one;
 - **flag**: ``needs_review`` (a charged line flagged, or an administration needing review),
@@ -47,6 +48,7 @@ class Query:
 
     encounter: str = ""
     patient: str = ""
+    account: str = ""
     since: date | None = None
     until: date | None = None
     code: str = ""
@@ -57,18 +59,30 @@ class Query:
     @property
     def is_empty(self) -> bool:
         """Whether no criterion is set (every encounter is listed)."""
-        return not any((self.encounter, self.patient, self.since, self.until, self.code, self.flag, self.payer))
+        criteria = (
+            self.encounter,
+            self.patient,
+            self.account,
+            self.since,
+            self.until,
+            self.code,
+            self.flag,
+            self.payer,
+        )
+        return not any(criteria)
 
     @classmethod
     def parse(cls, args: Mapping[str, str]) -> Query:
-        """A query from form fields (``q``, ``patient``, ``from``, ``to``, ``code``, ``flag``, ``payer``, ``after``).
+        """A query from form fields.
+
+        The fields: ``q``, ``patient``, ``account``, ``from``, ``to``, ``code``, ``flag``, ``payer``, ``after``.
 
         Raises:
             QueryError: A field is too long, a date is not ``YYYY-MM-DD``, the range is reversed,
                 or the flag is not one of ``FLAGS``.
         """
         text = {}
-        for name in ("q", "patient", "from", "to", "code", "flag", "payer", "after"):
+        for name in ("q", "patient", "account", "from", "to", "code", "flag", "payer", "after"):
             value = (args.get(name) or "").strip()
             if len(value) > MAX_TEXT:
                 raise QueryError(f"{name}: longer than {MAX_TEXT} characters")
@@ -78,7 +92,17 @@ class Query:
             raise QueryError("from: after to")
         if text["flag"] and text["flag"] not in FLAGS:
             raise QueryError(f"flag: not one of {', '.join(FLAGS)}")
-        return cls(text["q"], text["patient"], since, until, text["code"], text["flag"], text["payer"], text["after"])
+        return cls(
+            encounter=text["q"],
+            patient=text["patient"],
+            account=text["account"],
+            since=since,
+            until=until,
+            code=text["code"],
+            flag=text["flag"],
+            payer=text["payer"],
+            after=text["after"],
+        )
 
 
 def _date(name: str, value: str) -> date | None:
@@ -96,6 +120,7 @@ class Row:
 
     key: str
     visit_number: str
+    account: str
     patient_class: str
     status: str
     administrations: int
@@ -138,6 +163,7 @@ def _row(reader: StateReader, key: str) -> Row | None:
     return Row(
         key,
         state.ref.visit_number or key.rpartition("|")[2],
+        enc.account,
         enc.patient_class.value,
         status,
         len(enc.administrations),
@@ -183,11 +209,13 @@ def matches(reader: StateReader, key: str, query: Query) -> bool:
         wanted = query.encounter.casefold()
         if wanted not in (key.casefold(), key.rpartition("|")[2].casefold()):
             return False
-    needs_state = query.patient or query.since or query.until or query.payer
+    needs_state = query.patient or query.account or query.since or query.until or query.payer
     state = reader.get(key) if needs_state or query.code else None
     if needs_state and state is None:
         return False
     if state is not None and query.patient and state.ref.patient_id != query.patient:
+        return False
+    if state is not None and query.account and state.encounter.account != query.account:
         return False
     if state is not None and (query.since or query.until):
         days = [a.start.date() for a in state.encounter.administrations]

@@ -31,6 +31,8 @@ def apply_event(encounter: Encounter, event: EncounterEvent) -> Encounter:
       wholly inpatient.
     - The primary coverage's identifiers are those of the latest event carrying insurance
       (``payer_at``); the rules map them to a payer policy.
+    - The account number is that of the latest event carrying one (``account_at``), by the
+      same order; it is never read by the rules.
     - A class hint (FHIR administration ``category``) keeps the most restrictive one seen.
     - A close marks the encounter closed; later administrations still produce deltas.
 
@@ -67,6 +69,13 @@ def apply_event(encounter: Encounter, event: EncounterEvent) -> Encounter:
     ):
         changed = replace(
             changed, payer_ids=event.payer_ids, payer_at=event.at or encounter.payer_at, payer_version=event.version
+        )
+    if event.account and _newer(
+        (event.at, event.version, (event.account,)),
+        (encounter.account_at, encounter.account_version, (encounter.account,) if encounter.account else ()),
+    ):
+        changed = replace(
+            changed, account=event.account, account_at=event.at or encounter.account_at, account_version=event.version
         )
     if event.encounter.facility and not encounter.facility:
         changed = replace(changed, facility=event.encounter.facility)

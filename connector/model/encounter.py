@@ -59,6 +59,11 @@ class Encounter:
         separate_same_day: The feed says this is a separate encounter on a day the patient
             already had one (coding rules §3; may take a payer modifier).
         closed: The encounter was discharged/finished.
+        account: The patient (billing) account number as sent (HL7 PID-18 CX.1, FHIR
+            Encounter.account), empty when the feed sent none. For finding the encounter
+            (the console's search) only: the rules never read it, and no id derives from it.
+        account_at: Event time of the message ``account`` was taken from.
+        account_version: Its message version (``EncounterEvent.version``), for ties in time.
         administrations: Current version of each administration, sorted by (start, id).
     """
 
@@ -78,6 +83,9 @@ class Encounter:
     facility: str = ""
     separate_same_day: bool = False
     closed: bool = False
+    account: str = ""
+    account_at: datetime | None = None
+    account_version: str = ""
     administrations: tuple[Administration, ...] = ()
 
     def with_administrations(self, incoming: Iterable[Administration]) -> Encounter:

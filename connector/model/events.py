@@ -60,6 +60,8 @@ class EncounterEvent:
             UTC and MSH-10; FHIR ``meta.versionId`` and ``lastUpdated``): breaks ties between
             events with the same (or no) event time, so the newer message wins whatever order
             they arrive in.
+        account: The patient (billing) account number, if sent (HL7 PID-18 CX.1; FHIR the
+            Account an Encounter.account names): kept for finding the encounter, never coded.
     """
 
     encounter: EncounterRef
@@ -70,6 +72,7 @@ class EncounterEvent:
     location: str = ""
     class_hint: PatientClass | None = None
     version: str = ""
+    account: str = ""
 
 
 @dataclass(frozen=True, slots=True)

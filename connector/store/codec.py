@@ -115,14 +115,28 @@ def encounter_attrs_to_dict(encounter: Encounter) -> dict[str, Any]:
         "class_hint": encounter.class_hint.value if encounter.class_hint is not None else None,
         "payer_version": encounter.payer_version,
         "class_version": encounter.class_version,
+        **_account(encounter),
     }
+
+
+def _account(encounter: Encounter) -> dict[str, Any]:
+    """The account keys that are set (an encounter without an account encodes as before it existed)."""
+    found: dict[str, Any] = {}
+    if encounter.account:
+        found["account"] = encounter.account
+    if encounter.account_at is not None:
+        found["account_at"] = _time(encounter.account_at)
+    if encounter.account_version:
+        found["account_version"] = encounter.account_version
+    return found
 
 
 def encounter_from_dicts(attrs: dict[str, Any], administrations: tuple[Administration, ...]) -> Encounter:
     """Dict + administrations → Encounter (administrations already sorted).
 
     Rows written before a field existed lack its key and decode to the field's default (no
-    payer identifiers, no location, no class hint); their stored ``class`` is kept as written.
+    payer identifiers, no location, no class hint, no account); their stored ``class`` is kept
+    as written. The attributes are JSON text in both stores, so a new field needs no migration.
     """
     hint = attrs.get("class_hint")
     return Encounter(
@@ -142,6 +156,9 @@ def encounter_from_dicts(attrs: dict[str, Any], administrations: tuple[Administr
         payer_version=attrs.get("payer_version", ""),
         class_version=attrs.get("class_version", ""),
         class_hint=PatientClass(hint) if hint is not None else None,
+        account=attrs.get("account", ""),
+        account_at=_untime(attrs.get("account_at")),
+        account_version=attrs.get("account_version", ""),
         administrations=administrations,
     )
 
@@ -256,6 +273,7 @@ def as_stored_administration(admin: Administration) -> Administration:
 
 def as_stored_encounter(encounter: Encounter) -> Encounter:
     """The encounter (attributes only; administrations kept) a decode of its encoding returns."""
-    if _fixed_zone(encounter.inpatient_from) and _fixed_zone(encounter.class_at) and _fixed_zone(encounter.payer_at):
+    times = (encounter.inpatient_from, encounter.class_at, encounter.payer_at, encounter.account_at)
+    if all(_fixed_zone(value) for value in times):
         return encounter
     return encounter_from_dicts(encounter_attrs_to_dict(encounter), encounter.administrations)

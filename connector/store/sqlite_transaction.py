@@ -50,9 +50,12 @@ def _same_row(stored: EncounterState, new: EncounterState) -> bool:
         and old.facility == now.facility
         and old.separate_same_day == now.separate_same_day
         and old.closed == now.closed
+        and old.account == now.account
+        and old.account_version == now.account_version
         and _same_time(old.inpatient_from, now.inpatient_from)
         and _same_time(old.class_at, now.class_at)
         and _same_time(old.payer_at, now.payer_at)
+        and _same_time(old.account_at, now.account_at)
     )
 
 

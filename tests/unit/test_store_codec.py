@@ -1,6 +1,8 @@
 """The storage codec: new fields round trip, rows written before them decode to their defaults."""
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from store_rows import OLD_ADMIN, OLD_ATTRS
 
@@ -15,6 +17,7 @@ def test_an_encounter_row_written_before_the_new_fields_decodes_to_their_default
     encounter = codec.encounter_from_dicts(OLD_ATTRS, ())
     assert encounter.patient_class is PatientClass.OUTPATIENT  # stored outpatient stays outpatient
     assert (encounter.payer_ids, encounter.payer_at, encounter.location, encounter.class_hint) == ((), None, "", None)
+    assert (encounter.account, encounter.account_at, encounter.account_version) == ("", None, "")
     assert codec.encounter_attrs_to_dict(encounter).items() >= OLD_ATTRS.items()
 
 
@@ -28,6 +31,17 @@ def test_the_new_encounter_fields_round_trip() -> None:
     )
     assert encounter.patient_class is PatientClass.UNKNOWN
     assert codec.encounter_from_dicts(codec.encounter_attrs_to_dict(encounter), ()) == encounter
+
+
+def test_the_account_round_trips_and_is_encoded_only_when_sent() -> None:
+    bare = Encounter("FAC|V1", location="ED")
+    assert not {"account", "account_at", "account_version"} & codec.encounter_attrs_to_dict(bare).keys()
+    sent = replace(bare, account="ACCT-1", account_at=datetime(2026, 3, 2, 7, tzinfo=ZONE), account_version="v1")
+    assert codec.encounter_from_dicts(codec.encounter_attrs_to_dict(sent), ()) == sent
+    named_zone = replace(sent, account_at=datetime(2026, 3, 2, 7, tzinfo=ZoneInfo("America/Chicago")))
+    stored = codec.as_stored_encounter(named_zone)
+    assert stored.account_at is not None and stored.account_at == named_zone.account_at
+    assert type(stored.account_at.tzinfo) is timezone  # what a store read gives back
 
 
 def test_an_administration_row_written_before_the_new_fields_decodes_to_their_defaults() -> None:

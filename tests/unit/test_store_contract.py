@@ -53,6 +53,18 @@ def test_state_round_trips_exactly(store: Store) -> None:
         assert tx.get("nope") is None
 
 
+def test_an_account_round_trips_and_a_state_without_one_reads_back_empty(store: Store) -> None:
+    dated = datetime(2026, 3, 2, 7, 0, tzinfo=ZONE)
+    account = replace(state(admin(1)).encounter, account="ACCT-77", account_at=dated, account_version="v2")
+    with store.transaction() as tx:
+        tx.put(EncounterState(REF, account, 1.0))
+        tx.put(EncounterState(replace(REF, key="FAC|V2"), Encounter("FAC|V2"), 1.0))
+    with store.transaction() as tx:
+        got, bare = tx.get("FAC|V1"), tx.get("FAC|V2")
+    assert got is not None and got.encounter == account
+    assert bare is not None and (bare.encounter.account, bare.encounter.account_at) == ("", None)
+
+
 def test_changed_administrations_replace_the_stored_ones(store: Store) -> None:
     with store.transaction() as tx:
         tx.put(state(admin(1), admin(2)))

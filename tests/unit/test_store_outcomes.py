@@ -253,6 +253,9 @@ FULL = Encounter(
     facility="FAC",
     separate_same_day=True,
     closed=True,
+    account="ACCT-77",
+    account_at=at(8),
+    account_version="20260302080000|ADT2",
 )
 ADMIN = Administration(
     id="a1",

@@ -11,6 +11,13 @@
   ``identifier``, or the first ``identifier`` of a contained Location), else the code of
   ``location[0].physicalType`` (R4) / ``form`` (R5) (``bd`` bed, ``wa`` ward, …). It is what
   the site's place-of-service table is keyed by, as PV1-3 is for HL7.
+- Account: ``account`` is the account number of the first ``Encounter.account`` that names
+  one and is not ``entered-in-error`` (when this document holds it): the Account id its
+  reference names (``Account/ACC-1`` → ``ACC-1``; a ``urn:`` reference gives the id of the
+  Account entry it resolves to), else the Reference's ``identifier`` value, else the first
+  ``identifier`` value of the Account it resolves to (the only one for a contained Account,
+  whose local id means nothing outside it). A reference to another type names no account.
+  It is kept for finding the encounter (the console's search), never coded, as HL7 PID-18.
 """
 
 from __future__ import annotations
@@ -28,7 +35,9 @@ from connector.adapters.fhir.fields import (
     moment,
     obj,
     objects,
+    parse_reference,
     reference_id,
+    reference_text,
     text,
 )
 from connector.adapters.fhir.medadmin import version_of
@@ -55,6 +64,7 @@ R5_STATUSES: Final = frozenset(
 )
 _CLOSING_R4: Final = frozenset({"finished"})
 _CLOSING_R5: Final = frozenset({"completed", "discharged"})
+_DEAD_ACCOUNT: Final = frozenset({"entered-in-error"})
 
 
 def encounter_event(resource: Json, r5: bool, reading: Reading) -> EncounterEvent:
@@ -118,7 +128,33 @@ def encounter_event(resource: Json, r5: bool, reading: Reading) -> EncounterEven
         payer_ids=payer_ids(resource, r5, reading.resolver, where),
         location=_location(resource, r5, reading, where),
         version=version_of(resource, where, reading.window),
+        account=_account(resource, reading, where),
     )
+
+
+def _account(resource: Json, reading: Reading, where: str) -> str:
+    """The account number ``Encounter.account`` names (module docstring), or ``""``.
+
+    Raises:
+        BadIdentifier: The value taken is blank or holds control characters.
+    """
+    contained = objects(resource, "contained", where)
+    for i, ref in enumerate(objects(resource, "account", where)):
+        aw = f"{where}.account[{i}]"
+        found, named = referenced(ref, contained, reading.resolver, aw)
+        if found is not None and text(found, "status", "Account") in _DEAD_ACCOUNT:
+            continue
+        literal = reference_text(ref, aw)
+        parsed = parse_reference(literal) if literal else None
+        candidates = [] if literal.startswith("#") or (parsed and parsed[1] != "Account") else [named]
+        candidates.append(text(obj(ref, "identifier", aw), "value", f"{aw}.identifier"))
+        if found is not None:
+            held = objects(found, "identifier", "Account")
+            candidates.extend(text(item, "value", "Account.identifier") for item in held)
+        for candidate in candidates:
+            if candidate:
+                return identifier(candidate, f"{aw} account number")
+    return ""
 
 
 def _location(resource: Json, r5: bool, reading: Reading, where: str) -> str:

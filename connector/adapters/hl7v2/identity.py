@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from connector.adapters.errors import MissingEncounterKey
+from connector.adapters.errors import BadIdentifier, MissingEncounterKey
 from connector.adapters.hl7v2.segments import Message, Segment
 from connector.adapters.sanity import identifier
 from connector.model import EncounterRef, IdentityHints
@@ -67,6 +67,25 @@ def encounter_ref(
     if not resolvable or site.rejects_unkeyed:
         raise MissingEncounterKey(f"none of {', '.join(site.field_steps) or 'the chain fields'} carries a number")
     return EncounterRef("", "", facility, patient_id, facility)
+
+
+def account_number(pid: Segment | None) -> str:
+    """PID-18 patient account number (CX.1) as sent, trimmed; ``""`` when none or a broken one is sent.
+
+    Read whatever the site's identity chain says: the account is kept on the encounter for
+    finding it (the console's search), whether or not it keys it. The CX.4 authority is not
+    kept (the account number is shown and searched as the feed prints it). A broken number
+    (whitespace only, control characters) is left out, not rejected: like an order link, it is
+    a finding aid, and a charge is not lost over it. Where PID-18 *keys* the encounter, the
+    identity step rejects it ``bad_identifier`` as before.
+    """
+    cx = pid.components(18) if pid else []
+    if not cx or not cx[0]:
+        return ""
+    try:
+        return identifier(cx[0], "PID-18")
+    except BadIdentifier:
+        return ""
 
 
 def placer_ids(message: Message, authority: str) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, tzinfo
 from connector.adapters.errors import MissingField, UnsupportedMessageType, UnsupportedStructure
 from connector.adapters.hl7v2.framing import MAX_BYTES, read_message
 from connector.adapters.hl7v2.groups import primary_field
-from connector.adapters.hl7v2.identity import encounter_ref, identity_hints, patient_key, placer_ids
+from connector.adapters.hl7v2.identity import account_number, encounter_ref, identity_hints, patient_key, placer_ids
 from connector.adapters.hl7v2.insurance import primary_payer_ids
 from connector.adapters.hl7v2.ras import SOURCE_KIND, RasReader
 from connector.adapters.hl7v2.segments import Message, Segment
@@ -71,7 +71,8 @@ def parse_hl7(
         window: Every time read (MSH-7, EVN-2, RXA-3/4/22, PV1-44/45) must fall inside it.
 
     Returns:
-        The administrations (RAS) and encounter events (RAS and ADT) the message carries. A
+        The administrations (RAS) and encounter events (RAS and ADT) the message carries, the
+        events with the PID-18 account number when sent. A
         RAS whose identity chain steps carry no visit number has them keyed ``""`` and
         ``unresolved`` set (see ``identity``); a RAS with one sets ``order_ids``; an ADT with
         a patient id sets ``visit``.
@@ -79,7 +80,8 @@ def parse_hl7(
     Raises:
         AdapterError: Any input that cannot be read; nothing else escapes for any bytes. The
             first real problem is named: framing, type (MSH-9), structure, a RAS without RXA,
-            the header (MSH-10, MSH-4, MSH-7), the encounter key, then the administrations.
+            the header (MSH-10, MSH-4, MSH-7), the encounter key, the account (PID-18), then the
+            administrations.
     """
     message = read_message(raw, max_bytes)
     msh = message.msh
@@ -100,6 +102,7 @@ def parse_hl7(
     sent_at = clock.at(sent_text, "MSH-7") if sent_text else None
     pid, pv1 = message.first("PID"), message.first("PV1")
     encounter = encounter_ref(pid, pv1, facility, site, resolvable=is_ras)
+    account = account_number(pid)
     patient_class = _patient_class(pv1, policy)
     payer_ids = primary_payer_ids(message)
     location = " ".join(pv1.value(3).split()) if pv1 else ""
@@ -110,7 +113,9 @@ def parse_hl7(
         recorded = evn.value(2) if evn else ""
         at = clock.at(recorded, "EVN-2") if recorded else sent_at
         event_kind = _ADT_TRIGGERS[trigger]
-        event = EncounterEvent(encounter, event_kind, at, patient_class, payer_ids, location, version=version)
+        event = EncounterEvent(
+            encounter, event_kind, at, patient_class, payer_ids, location, version=version, account=account
+        )
         visit = _visit(pid, pv1, encounter, facility, clock, at, event_kind is EncounterEventKind.CLOSE)
         return ParsedRecord(dedup_key, (), (event,), visit=visit)
     reader = RasReader(
@@ -125,7 +130,14 @@ def parse_hl7(
     )
     administrations = reader.administrations(message)
     seen = EncounterEvent(
-        encounter, EncounterEventKind.SEEN, sent_at, patient_class, payer_ids, location, version=version
+        encounter,
+        EncounterEventKind.SEEN,
+        sent_at,
+        patient_class,
+        payer_ids,
+        location,
+        version=version,
+        account=account,
     )
     if encounter.key:
         return ParsedRecord(dedup_key, administrations, (seen,), order_ids=placer_ids(message, facility))
