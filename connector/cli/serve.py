@@ -1,9 +1,10 @@
-"""``ivpush serve``: the charge review console over a state (read-only web pages).
+"""``ivpush serve``: the charge review console over a state (web pages; actions with a credential).
 
 Search the stored encounters, open one: its timeline, administrations with their outcomes and
-reasons (the texts of ``ivpush explain --state``), lines and emitted messages
-(``connector/console``, ``docs/console.md``). Exit 2 on usage errors, a state that cannot be
-opened, or mappings that do not load.
+reasons (the texts of ``ivpush explain --state``), lines and emitted messages; the review
+queue and, with a configured credential, "mark reviewed" (``connector/console``,
+``docs/console.md``). Exit 2 on usage errors, a state that cannot be opened, or mappings that
+do not load.
 """
 
 from __future__ import annotations
@@ -64,12 +65,12 @@ def serve(
     )
     configure_logging(settings.logging.level, settings.logging.format)
     policy = load_or_exit(settings.coding.mappings)
-    try:
-        source = StateSource(settings.state.spec)
+    credentials = Credentials.from_section(settings.console)
+    try:  # writable (one short transaction per review mark) only when a credential enables actions
+        source = StateSource(settings.state.spec, writable=credentials.actions)
         source.check()
     except StateError as error:
         exit_with_error(str(error))
-    credentials = Credentials.from_section(settings.console)
     app = create_app(source, policy, credentials=credentials)
     try:
         say = lambda text: click.echo(text, err=True)  # noqa: E731 - one line, named for the call below

@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from connector.console import encounter as encounter_page
-from connector.console import security, signin
+from connector.console import review, security, signin
 from connector.console.reader import Source, StateError
 from connector.console.search import FLAGS, Query, QueryError, search
 from connector.console.security import Credentials
@@ -94,6 +94,7 @@ def create_app(source: Source, policy: Policy, page_size: int = 25, credentials:
         return response
 
     signin.register(app)
+    review.register(app, source, policy, page_size)
 
     @app.get("/")
     def search_page() -> ResponseReturnValue:

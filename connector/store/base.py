@@ -2,8 +2,9 @@
 
 Besides what coding needs, a transaction keeps what explains it and resolves identities: each
 encounter's administration outcomes and message history, placer order → encounter links, ADT
-visit windows, and a few named settings (``meta``) the state was built under. The merge rules
-of links and visits are in ``connector.store.visits``.
+visit windows, a few named settings (``meta``) the state was built under, and the console's
+review marks (an append-only audit trail). The merge rules of links and visits are in
+``connector.store.visits``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Protocol
 from connector.model import ChargeLine, Encounter
 from connector.model.events import EncounterRef, VisitWindow
 from connector.model.outcomes import AdministrationOutcome, HistoryEntry
+from connector.model.reviews import ReviewMark
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +183,14 @@ class Transaction(Protocol):
         """Record a named setting."""
         ...
 
+    def add_review(self, mark: ReviewMark) -> None:
+        """Append a review mark (the audit trail: marks are never updated nor deleted)."""
+        ...
+
+    def reviews(self, encounter_key: str) -> list[ReviewMark]:
+        """An encounter's review marks, in the order they were added."""
+        ...
+
 
 class Store(Protocol):
     """Durable encounter state and outbox."""
@@ -201,8 +211,8 @@ class Store(Protocol):
         """Delete dedup keys first seen, and outbox rows confirmed, before ``older_than``.
 
         Rows still pending are never deleted, nor encounters, nor what explains or resolves
-        them (outcomes, history, order links, visit windows, meta): those live as long as the
-        state. An input whose dedup key was
+        them (outcomes, history, order links, visit windows, meta, review marks): those live as
+        long as the state. An input whose dedup key was
         purged is applied again if it is ever delivered again: keep keys longer than any input
         can come back (redelivery, an engine's resend, a parked input re-driven). Deletes in
         small transactions, so a consumer sharing the store is never held up for long.

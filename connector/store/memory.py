@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from connector.model import ChargeLine
 from connector.model.events import VisitWindow
 from connector.model.outcomes import AdministrationOutcome, HistoryEntry
+from connector.model.reviews import ReviewMark
 from connector.store.base import EncounterState, OutboxRow, Purged
 from connector.store.visits import claim, single_visit_at, widen
 
@@ -31,6 +32,7 @@ class _Data:
     links: dict[str, str] = field(default_factory=dict)
     visits: dict[tuple[str, str], VisitWindow] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+    reviews: list[ReviewMark] = field(default_factory=list)
 
 
 class MemoryTransaction:
@@ -47,6 +49,7 @@ class MemoryTransaction:
         self._links: dict[str, str] = {}
         self._visits: dict[tuple[str, str], VisitWindow] = {}
         self._meta: dict[str, str] = {}
+        self._reviews: list[ReviewMark] = []
 
     def lock(self, encounter_keys: Iterable[str]) -> None:
         """Nothing to do: one process owns the data."""
@@ -149,6 +152,14 @@ class MemoryTransaction:
         """Record a setting."""
         self._meta[name] = value
 
+    def add_review(self, mark: ReviewMark) -> None:
+        """Append a review mark (its time as the same instant in UTC, as the other stores read it back)."""
+        self._reviews.append(replace(mark, at=mark.at.astimezone(UTC)))
+
+    def reviews(self, encounter_key: str) -> list[ReviewMark]:
+        """An encounter's review marks, in the order added."""
+        return [mark for mark in (*self._data.reviews, *self._reviews) if mark.encounter_key == encounter_key]
+
     def commit(self) -> None:
         """Apply the overlay."""
         now = self._data.clock()
@@ -162,6 +173,7 @@ class MemoryTransaction:
         self._data.links.update(self._links)
         self._data.visits.update(self._visits)
         self._data.meta.update(self._meta)
+        self._data.reviews.extend(self._reviews)
         for key, row in self._outbox.items():
             if key not in self._data.outbox:
                 self._data.sequence += 1
@@ -197,7 +209,7 @@ class MemoryStore:
     def purge(self, older_than: float, limit: int | None = None) -> Purged:
         """Delete dedup keys and sent outbox rows older than ``older_than`` (at most ``limit`` of each).
 
-        Outcomes, history, order links, visits and meta are kept (as long as the state).
+        Outcomes, history, order links, visits, meta and review marks are kept (as long as the state).
         """
         data = self._data
         keys = sorted((at, key) for key, at in data.seen_at.items() if at < older_than)[:limit]

@@ -1,4 +1,4 @@
-"""What a PostgreSQL transaction keeps beside encounter state: outcomes, history, order links, visits, meta.
+"""What a PostgreSQL transaction keeps beside encounter state: outcomes, history, order links, visits, meta, reviews.
 
 Writes are buffered like the rest of ``PostgresTransaction`` and sent in its commit pipeline;
 reads see the buffer. Merge rules: ``connector.store.visits``. Under several consumers:
@@ -15,7 +15,7 @@ reads see the buffer. Merge rules: ``connector.store.visits``. Under several con
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
@@ -24,6 +24,7 @@ from psycopg.rows import TupleRow
 
 from connector.model.events import VisitWindow
 from connector.model.outcomes import AdministrationOutcome, HistoryEntry
+from connector.model.reviews import ReviewMark
 from connector.store import codec
 from connector.store.visits import claim, single_visit_at, widen
 
@@ -50,6 +51,8 @@ ADD_HISTORY: Final = (
     "INSERT INTO history (encounter_key, sequence, message_id, recorded_at, cause, body) "
     "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
 )
+ADD_REVIEW: Final = "INSERT INTO reviews (encounter_key, at, actor, note, basis) VALUES (%s, %s, %s, %s, %s)"
+READ_REVIEWS: Final = "SELECT encounter_key, at, actor, note, basis FROM reviews WHERE encounter_key = %s ORDER BY seq"
 META: Final = "INSERT INTO meta (name, value) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET value = excluded.value"
 
 
@@ -62,7 +65,7 @@ def _outcomes(text: str) -> tuple[AdministrationOutcome, ...]:
 
 
 class PostgresRecords:
-    """The outcome, history, link, visit and meta half of ``PostgresTransaction`` (buffered writes)."""
+    """The outcome, history, link, visit, meta and review half of ``PostgresTransaction`` (buffered writes)."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -71,6 +74,7 @@ class PostgresRecords:
         self._links: dict[str, str] = {}
         self._visits: dict[tuple[str, str], VisitWindow] = {}
         self._meta: dict[str, str] = {}
+        self._reviews: list[ReviewMark] = []
         self._scans = 0  # server-side cursors opened (each scan names its own)
 
     def outcomes(self, encounter_key: str) -> tuple[AdministrationOutcome, ...]:
@@ -146,6 +150,16 @@ class PostgresRecords:
         """Record a setting (sent at commit)."""
         self._meta[name] = value
 
+    def add_review(self, mark: ReviewMark) -> None:
+        """Append a review mark (sent at commit)."""
+        self._reviews.append(mark)
+
+    def reviews(self, encounter_key: str) -> list[ReviewMark]:
+        """An encounter's review marks, in the order added (stored ones, then this transaction's)."""
+        rows = self._conn.execute(READ_REVIEWS, (encounter_key,)).fetchall()
+        stored = [ReviewMark(key, at.astimezone(UTC), actor, note, basis) for key, at, actor, note, basis in rows]
+        return stored + [mark for mark in self._reviews if mark.encounter_key == encounter_key]
+
     def flush(self) -> None:
         """Send the buffered writes (``PostgresTransaction`` sends its own with them)."""
         if self._records_pending():
@@ -153,7 +167,7 @@ class PostgresRecords:
                 self._send_records(cursor)
 
     def _records_pending(self) -> bool:
-        return bool(self._outcomes or self._history or self._links or self._visits or self._meta)
+        return bool(self._outcomes or self._history or self._links or self._visits or self._meta or self._reviews)
 
     def _send_records(self, cursor: psycopg.Cursor[Any]) -> None:
         """Send and clear the buffered writes (inside the caller's pipeline)."""
@@ -176,5 +190,7 @@ class PostgresRecords:
             cursor.executemany(VISIT, [(w.patient_key, w.encounter_key, w.start, w.end) for w in windows])
         if self._meta:
             cursor.executemany(META, sorted(self._meta.items()))
-        for buffer in (self._outcomes, self._history, self._links, self._visits, self._meta):
+        if self._reviews:
+            cursor.executemany(ADD_REVIEW, [(m.encounter_key, m.at, m.actor, m.note, m.basis) for m in self._reviews])
+        for buffer in (self._outcomes, self._history, self._links, self._visits, self._meta, self._reviews):
             buffer.clear()

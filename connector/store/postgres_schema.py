@@ -73,6 +73,20 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE TABLE meta (name text PRIMARY KEY, value text NOT NULL);
     """,
+    # 5: the console's review marks (issue 17): an append-only audit trail, one row per "mark
+    # reviewed" (``at``: the console's clock; ``basis``: what was reviewed,
+    # ``connector.model.reviews``). A trigger refuses any UPDATE or DELETE of a mark.
+    """
+    CREATE TABLE reviews (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, encounter_key text NOT NULL,
+        at timestamptz NOT NULL, actor text NOT NULL, note text NOT NULL, basis text NOT NULL
+    );
+    CREATE INDEX reviews_encounter ON reviews (encounter_key, seq);
+    CREATE FUNCTION ivpush_reviews_append_only() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'review marks are append-only'; END $$;
+    CREATE TRIGGER reviews_append_only BEFORE UPDATE OR DELETE ON reviews
+    FOR EACH ROW EXECUTE FUNCTION ivpush_reviews_append_only();
+    """,
 )
 
 

@@ -1,4 +1,4 @@
-"""What a SQLite transaction keeps beside encounter state: outcomes, history, order links, visits, meta.
+"""What a SQLite transaction keeps beside encounter state: outcomes, history, order links, visits, meta, reviews.
 
 Written to the file at once (inside the transaction ``SqliteStore.transaction`` opened), read
 back from it; none of it goes through the decoded-state cache. Merge rules of links and visits:
@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 
 from connector.model.events import VisitWindow
 from connector.model.outcomes import AdministrationOutcome, HistoryEntry
+from connector.model.reviews import ReviewMark
 from connector.store import codec
 from connector.store.visits import claim, single_visit_at, widen
 
@@ -37,7 +38,7 @@ def _text(value: datetime | None) -> str | None:
 
 
 class SqliteRecords:
-    """The outcome, history, link, visit and meta half of ``SqliteTransaction``.
+    """The outcome, history, link, visit, meta and review half of ``SqliteTransaction``.
 
     ``_linked`` holds the order links this transaction inserted (only those may still move to
     a smaller encounter key; links committed before never change).
@@ -139,3 +140,18 @@ class SqliteRecords:
     def set_meta(self, name: str, value: str) -> None:
         """Record a setting."""
         self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    def add_review(self, mark: ReviewMark) -> None:
+        """Append a review mark (its time stored as an ISO UTC instant)."""
+        self._db.execute(
+            "INSERT INTO reviews (encounter_key, at, actor, note, basis) VALUES (?, ?, ?, ?, ?)",
+            (mark.encounter_key, mark.at.astimezone(UTC).isoformat(), mark.actor, mark.note, mark.basis),
+        )
+
+    def reviews(self, encounter_key: str) -> list[ReviewMark]:
+        """An encounter's review marks, in the order added."""
+        rows = self._db.execute(
+            "SELECT encounter_key, at, actor, note, basis FROM reviews WHERE encounter_key = ? ORDER BY seq",
+            (encounter_key,),
+        )
+        return [ReviewMark(key, datetime.fromisoformat(at), actor, note, basis) for key, at, actor, note, basis in rows]

@@ -68,6 +68,20 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     """,
+    # 5: the console's review marks (issue 17): an append-only audit trail, one row per "mark
+    # reviewed" (``at``: ISO UTC instant from the console's clock; ``basis``: what was reviewed,
+    # ``connector.model.reviews``). Triggers refuse any UPDATE or DELETE of a mark.
+    """
+    CREATE TABLE reviews (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, encounter_key TEXT NOT NULL, at TEXT NOT NULL,
+        actor TEXT NOT NULL, note TEXT NOT NULL, basis TEXT NOT NULL
+    );
+    CREATE INDEX reviews_encounter ON reviews (encounter_key, seq);
+    CREATE TRIGGER reviews_no_update BEFORE UPDATE ON reviews
+    BEGIN SELECT RAISE(ABORT, 'review marks are append-only'); END;
+    CREATE TRIGGER reviews_no_delete BEFORE DELETE ON reviews
+    BEGIN SELECT RAISE(ABORT, 'review marks are append-only'); END;
+    """,
 )
 
 

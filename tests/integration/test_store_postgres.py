@@ -1,4 +1,4 @@
-"""The store behaviour suites (tests/unit/test_store_contract.py, test_store_outcomes.py) against a real PostgreSQL.
+"""The store behaviour suites (tests/unit/test_store_contract.py, _outcomes.py, _reviews.py) against a real PostgreSQL.
 
 The suite's test functions are imported here and collected again with this module's ``store``
 fixture: one suite, three implementations (memory, SQLite, PostgreSQL). Each test gets a fresh
@@ -21,9 +21,10 @@ from connector.store.postgres_schema import MIGRATIONS, SchemaTooNew
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # the suite lives with the unit tests
 import test_store_contract as suite
 import test_store_outcomes as outcomes_suite
+import test_store_reviews as reviews_suite
 
 pytestmark = pytest.mark.integration
-for _module in (suite, outcomes_suite):
+for _module in (suite, outcomes_suite, reviews_suite):
     globals().update({name: test for name, test in vars(_module).items() if name.startswith("test_")})
 
 
@@ -44,6 +45,7 @@ def test_the_suite_was_imported() -> None:
     assert sum(name.startswith("test_") for name in vars(suite)) >= 7
     assert "test_state_round_trips_exactly" in globals()
     assert "test_overlapping_visits_are_ambiguous_and_resolve_nothing" in globals()
+    assert "test_marks_are_read_back_exactly_in_the_order_added" in globals()
 
 
 def test_stores_opened_together_migrate_once(dsn: str) -> None:
@@ -151,3 +153,14 @@ def test_two_consumers_racing_for_one_order_id_the_first_to_commit_wins(dsn: str
 def link_in_a_transaction(store: PostgresStore, encounter_key: str) -> None:
     with store.transaction() as tx:
         tx.link_orders(["FAC|O1"], encounter_key)
+
+
+def test_the_database_refuses_to_update_or_delete_a_review_mark(store: PostgresStore, dsn: str) -> None:
+    with store.transaction() as tx:
+        tx.add_review(reviews_suite.mark(1))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in ("UPDATE reviews SET note = 'rewritten'", "DELETE FROM reviews"):
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                conn.execute(statement)
+    with store.transaction() as tx:
+        assert tx.reviews("FAC|V1") == [reviews_suite.mark(1)]

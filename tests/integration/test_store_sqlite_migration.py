@@ -52,6 +52,7 @@ def test_a_schema_3_file_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
             assert admin.ordered_minutes is None and admin.source.file == ""
             assert tx.is_seen("k1") and tx.open_encounters() == ["FAC|V1"]
             assert tx.outcomes("FAC|V1") == () and tx.history("FAC|V1") == [] and tx.get_meta("zone") is None
+            assert tx.reviews("FAC|V1") == []
             tx.put_outcomes("FAC|V1", [AdministrationOutcome("a1", OutcomeKind.CODED, "coded", "")])
             tx.link_orders(["FAC|O1"], "FAC|V1")
             tx.add_visit(VisitWindow("FAC|P1", "FAC|V1", datetime(2026, 3, 2, 8, tzinfo=ZONE)))
