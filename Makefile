@@ -24,6 +24,9 @@ PG_UP = pg_started=; trap '[ -n "$$pg_started" ] && $(PG) stop; [ -n "$$started"
 	  if $(PG) start >/dev/null; then pg_started=1; else echo "no local PostgreSQL (see above)" >&2; fi; \
 	fi; \
 	if $(PG) status >/dev/null 2>&1; then set -a; . ./$(PG_ENV); set +a; fi
+# The demo keeps its state here, for `ivpush serve --state` (the last line of `make demo` says so).
+DEMO_STATE := .local/demo/state.db
+
 PG_DOWN = if [ -n "$$pg_started" ]; then $(PG) stop; fi
 
 .PHONY: setup demo test lint typecheck contracts unit bench bench-quick clean
@@ -37,12 +40,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## demo: set up, run the bundled sample feeds (HL7 v2 + FHIR) through RabbitMQ and `ivpush consume`, print the charges and the administrations without a line (facility, then professional claims)
+## demo: set up, run the bundled sample feeds (HL7 v2 + FHIR) through RabbitMQ and `ivpush consume`, print the charges and the administrations without a line (facility, then professional claims), then how to open the console on the demo's state
 demo: setup
 	$(BIN)/ivpush check
-	@$(BROKER_UP); \
-	if [ -n "$${IVPUSH_AMQP_URL:-}" ]; then $(BIN)/python -m connector.cli.live_demo; status=$$?; \
-	else echo "no broker: replaying the feeds without one" >&2; $(BIN)/ivpush demo; status=$$?; fi; \
+	@rm -f $(DEMO_STATE) $(DEMO_STATE)-wal $(DEMO_STATE)-shm; $(BROKER_UP); \
+	if [ -n "$${IVPUSH_AMQP_URL:-}" ]; then $(BIN)/python -m connector.cli.live_demo --state $(DEMO_STATE); status=$$?; \
+	else echo "no broker: replaying the feeds without one" >&2; $(BIN)/ivpush demo --state $(DEMO_STATE); status=$$?; fi; \
 	$(BROKER_DOWN); exit $$status
 
 ## test: set up and pass the whole suite (lint, types, purity contracts, tests; bus tests on a local RabbitMQ, store tests on a local PostgreSQL)

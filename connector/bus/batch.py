@@ -113,6 +113,7 @@ class BatchProcessor:
             if is_transient(error):
                 raise TransientError(f"store: {error.__class__.__name__}") from error
             LOG.error("batch failed (%s): retrying delivery by delivery", error.__class__.__name__)
+            self.metrics.error("batch_failed")
         failed: list[Poison] = []
         for delivery, records in good:
             try:

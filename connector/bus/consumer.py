@@ -220,9 +220,11 @@ class Consumer:
             if is_transient(error):
                 raise TransientError(f"store: {error.__class__.__name__}") from error
             LOG.error("idle sweep failed (%s)", error.__class__.__name__)
+            self.metrics.error("sweep_failed")
             return
         for key, failure in outcome.failed.items():
             self.metrics.encounter_failed(failure.code)
+            self.metrics.error("encounter_not_charged")
             LOG.error(
                 "idle sweep: encounter %s not charged: %s (%s); kept open, retried when new input arrives",
                 key, failure.code, failure.detail, extra={"encounter": key, "code": failure.code},
@@ -243,6 +245,7 @@ class Consumer:
             if is_transient(error):
                 raise TransientError(f"store: {error.__class__.__name__}") from error
             LOG.error("store probe failed (%s)", error.__class__.__name__, extra={"error": error.__class__.__name__})
+            self.metrics.error("store_probe_failed")
             return
         self.metrics.store_probed(ok=True)
 

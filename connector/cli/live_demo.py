@@ -32,7 +32,7 @@ from connector.bootstrap import StoreOpenError, local_zone, open_store
 from connector.bus.errors import BusError
 from connector.bus.topology import FORMATS, Topology
 from connector.cli.consume import amqp_settings_or_exit, config_option
-from connector.cli.demo import FEEDS, ZONE, facility_heading, professional_section
+from connector.cli.demo import FEEDS, ZONE, console_line, facility_heading, new_state, professional_section
 from connector.cli.demo_table import Notes, read_notes, stored_summary, table
 from connector.cli.options import load_or_exit, mappings_option
 from connector.cli.replay import ReplayOptions, run
@@ -107,9 +107,20 @@ def _stored(state_path: Path, policy: Policy) -> tuple[dict[str, Notes], str]:
 @click.option("--prefix", default="ivpush-demo", show_default=True, help="Prefix of the demo's exchanges and queues.")
 @click.option("--zone", default=ZONE, show_default=True, help="Zone of the sample feeds' local times.")
 @click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait for the charges.")
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the consumer's state in this new SQLite file (for ivpush serve) [default: a temporary one].",
+)
 @mappings_option
 def live_demo(
-    paths: tuple[str, ...], config_path: Path | None, prefix: str, zone: str, timeout: float, mappings: Path | None
+    paths: tuple[str, ...],
+    config_path: Path | None,
+    prefix: str,
+    zone: str,
+    timeout: float,
+    state: Path | None,
+    mappings: Path | None,
 ) -> None:
     """Publish the sample feeds (or PATHS) to RabbitMQ, consume them with ivpush consume, print the charges."""
     from connector.bus.publisher import input_message, publish_all
@@ -130,7 +141,7 @@ def live_demo(
             click.echo(f"error: cannot reach RabbitMQ at {settings.redacted()}: {error}", err=True)
             raise SystemExit(1) from error
         log_path = Path(scratch) / "consume.log"
-        state_path = Path(scratch) / "state.db"
+        state_path = (kept := new_state(state) or Path(scratch) / "state.db").resolve()
         consumer: subprocess.Popen[bytes] | None = None
         try:
             command = _consume_command(prefix, state_path, zone, mappings, config_path)
@@ -142,7 +153,6 @@ def live_demo(
                 f"consuming with ivpush consume (pid {consumer.pid})…"
             )
             bodies = _collect(bus, topology.output_queue("json"), wanted, timeout, consumer)
-            received = {str(json.loads(body)["message_id"]) for body in bodies}
             consumer.send_signal(signal.SIGTERM)
             code = consumer.wait(60)
             notes, summary = _stored(state_path, policy)  # the consumer has stopped: its state is ours to read
@@ -155,10 +165,11 @@ def live_demo(
                 f"charge messages: json {len(bodies)} of {len(wanted)} expected, {others}; parked inputs: {parked}; "
                 f"consumer exit code {code} (SIGTERM: graceful)"
             )
-            if not wanted <= received or code != 0:
+            if not wanted <= {str(json.loads(body)["message_id"]) for body in bodies} or code != 0:
                 click.echo(f"live demo FAILED; consumer log:\n{log_path.read_text(errors='replace')[-4000:]}", err=True)
                 raise SystemExit(1)
-            click.echo(professional_section(sources, site_zone, policy))
+            kept_line = f"\n\n{console_line(kept)}" if state is not None else ""  # a kept state: how to see it
+            click.echo(professional_section(sources, site_zone, policy) + kept_line)
         except BusError as error:
             click.echo(f"error: {error}", err=True)
             raise SystemExit(1) from error

@@ -2,9 +2,10 @@
 
 Search the stored encounters, open one: its timeline, administrations with their outcomes and
 reasons (the texts of ``ivpush explain --state``), lines and emitted messages; the review
-queue and, with a configured credential, "mark reviewed" (``connector/console``,
-``docs/console.md``). Exit 2 on usage errors, a state that cannot be opened, or mappings that
-do not load.
+queue and, with a configured credential, "mark reviewed"; the parked inputs (on the broker of
+the settings' ``amqp`` section) and the consumer's dashboard (its ``[console] metrics_url``)
+(``connector/console``, ``docs/console.md``). Exit 2 on usage errors, a state that cannot be
+opened, or mappings that do not load.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import click
 from connector.cli.consume import config_option
 from connector.cli.options import exit_with_error, load_or_exit, mappings_option, settings_or_exit
 from connector.console.app import create_app
+from connector.console.dashboard import Scraper
+from connector.console.parked_queue import from_settings as parked_queue
 from connector.console.reader import StateError, StateSource
 from connector.console.security import Credentials
 from connector.console.server import BasePathError, base_prefix
@@ -31,6 +34,7 @@ from connector.observability.logging import configure_logging
     help="The state: a SQLite file or a postgresql:// URL [default: the config's state.url]. A URL with a "
     "password belongs in IVPUSH_STATE, not on the command line.",
 )
+@click.option("--prefix", help="Prefix of the exchanges and queues the parked pages read [default: ivpush].")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port (0: any free one).")
 @click.option("--base-path", default="/", show_default=True, help="URL path the console is mounted under.")
@@ -41,6 +45,7 @@ from connector.observability.logging import configure_logging
 def serve(
     config_path: Path | None,
     state: str | None,
+    prefix: str | None,
     host: str,
     port: int,
     base_path: str,
@@ -58,6 +63,7 @@ def serve(
         config_path,
         {
             "state.url": state,
+            "amqp.prefix": prefix,
             "coding.mappings": mappings,
             "logging.level": log_level,
             "logging.format": log_format,
@@ -71,7 +77,8 @@ def serve(
         source.check()
     except StateError as error:
         exit_with_error(str(error))
-    app = create_app(source, policy, credentials=credentials)
+    parked, metrics = parked_queue(settings), Scraper(settings.console.metrics_url)
+    app = create_app(source, policy, credentials=credentials, parked=parked, metrics=metrics)
     try:
         say = lambda text: click.echo(text, err=True)  # noqa: E731 - one line, named for the call below
         run_server(app, source, host, port, base_path, threads, credentials.actions, announce=say)

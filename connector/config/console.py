@@ -1,4 +1,4 @@
-"""The ``[console]`` section: who may act in ``ivpush serve`` (read-only when nobody is configured)."""
+"""The ``[console]`` section of ``ivpush serve``: who may act (read-only when nobody is configured), metrics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from connector.config.section import Section
 
 
 class ConsoleSection(Section):
-    """The review console's credential and session cookie.
+    """The review console's credential, session cookie and metrics source.
 
     Actions (mark reviewed, requeue a parked input, see a parked payload) are enabled only when
     a credential is configured: a user name with its password, a bearer token, or both.
@@ -33,6 +33,12 @@ class ConsoleSection(Section):
     )
     session_minutes: int = Field(
         default=480, ge=1, le=10080, description="A signed-in session lasts this long, minutes."
+    )
+    metrics_url: str = Field(
+        default="http://127.0.0.1:9464/metrics",
+        pattern=r"^(https?://\S+)?$",
+        description="The consumer's Prometheus endpoint the dashboard scrapes (`ivpush consume`'s `/metrics`, "
+        "`[metrics]` host and port); empty: no dashboard.",
     )
 
     @field_validator("password")

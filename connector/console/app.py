@@ -29,8 +29,10 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from connector.console import dashboard, parked_pages, review, security, signin
 from connector.console import encounter as encounter_page
-from connector.console import review, security, signin
+from connector.console.dashboard import Scraper
+from connector.console.parked_queue import ParkedQueue
 from connector.console.reader import Source, StateError
 from connector.console.search import FLAGS, Query, QueryError, search
 from connector.console.security import Credentials
@@ -55,7 +57,14 @@ HEADERS = {
 }
 
 
-def create_app(source: Source, policy: Policy, page_size: int = 25, credentials: Credentials | None = None) -> Flask:
+def create_app(
+    source: Source,
+    policy: Policy,
+    page_size: int = 25,
+    credentials: Credentials | None = None,
+    parked: ParkedQueue | None = None,
+    metrics: Scraper | None = None,
+) -> Flask:
     """The console over ``source``, coding with ``policy`` (the same mappings ``explain`` would load).
 
     Args:
@@ -63,6 +72,8 @@ def create_app(source: Source, policy: Policy, page_size: int = 25, credentials:
         policy: The loaded mappings and payer policies.
         page_size: Encounters per page of search results.
         credentials: Who may act (default: nobody; the console is read-only).
+        parked: The parking queue of inputs (default: none configured; the parked pages say so).
+        metrics: The scraper of the consumer's metrics (default: none; the dashboard says so).
     """
     app = Flask("connector.console", template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"))
     app.config.update(MAX_CONTENT_LENGTH=64 * 1024, TEMPLATES_AUTO_RELOAD=False, SEND_FILE_MAX_AGE_DEFAULT=0)
@@ -95,6 +106,8 @@ def create_app(source: Source, policy: Policy, page_size: int = 25, credentials:
 
     signin.register(app)
     review.register(app, source, policy, page_size)
+    parked_pages.register(app, parked or ParkedQueue())
+    dashboard.register(app, metrics or Scraper(""))
 
     @app.get("/")
     def search_page() -> ResponseReturnValue:

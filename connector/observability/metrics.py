@@ -25,6 +25,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 INPUT_TYPES = ("hl7v2", "fhir", "unknown")
 OUTCOMES = ("accepted", "duplicate", "parked")
 FAILURE_REASONS = ("returned", "nacked", "unconfirmed")
+# What the consumer logs at ERROR level (``Metrics.error``): a batch retried delivery by delivery,
+# an idle sweep that failed, an encounter the sweep could not charge, a store probe that failed.
+ERROR_KINDS = ("batch_failed", "sweep_failed", "encounter_not_charged", "store_probe_failed")
 # Confirms take ~1–50 ms on a healthy node; seconds mean a blocked or flow-controlled broker.
 CONFIRM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # A batch (≤ prefetch deliveries, one transaction, park, ack) takes ms to seconds.
@@ -39,9 +42,15 @@ class Metrics:
         clock: Monotonic seconds (heartbeat and outbox ages).
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.clock = clock
+        self.wall = wall
         self.started_at = clock()
         self.last_heartbeat: float | None = None
         self.broker_connected = False
@@ -122,6 +131,18 @@ class Metrics:
         self.encounters_open = Gauge(
             "ivpush_encounters_open", "Encounters not closed (refreshed at connect and every idle sweep).", registry=r
         )
+        self.errors = Counter(
+            "ivpush_errors_total",
+            "Errors the consumer logged (level ERROR), by kind: batch_failed, sweep_failed, encounter_not_charged, "
+            "store_probe_failed.",
+            ["kind"],
+            registry=r,
+        )
+        self.last_error = Gauge(
+            "ivpush_last_error_timestamp_seconds",
+            "Wall-clock time of the last error counted in ivpush_errors_total (0: none since start).",
+            registry=r,
+        )
         self.heartbeat_age = Gauge(
             "ivpush_loop_heartbeat_age_seconds", "Seconds since the consumer loop last reported alive.", registry=r
         )
@@ -131,6 +152,8 @@ class Metrics:
                 self.inputs.labels(kind, outcome)
         for reason in FAILURE_REASONS:
             self.publish_failures.labels(reason)
+        for kind in ERROR_KINDS:
+            self.errors.labels(kind)
 
     # --- the consumer loop -----------------------------------------------------------------------
 
@@ -151,6 +174,11 @@ class Metrics:
         """A transient failure closed the connection: a reconnect follows."""
         self.set_connected(False)
         self.reconnects.inc()
+
+    def error(self, kind: str) -> None:
+        """The consumer logged an error of this kind (one of ``ERROR_KINDS``)."""
+        self.errors.labels(kind).inc()
+        self.last_error.set(self.wall())
 
     def store_probed(self, ok: bool) -> None:
         """A store operation (or probe) succeeded or failed."""

@@ -160,3 +160,10 @@ def test_a_password_or_token_configured_alone_is_checked_at_load() -> None:
     with pytest.raises(ValidationError, match="at least 16"):
         ConsoleSection(token="short")
     assert Credentials.from_section(ConsoleSection(user="a", password="p")).actions
+
+
+def test_the_sign_in_link_comes_back_under_the_base_path(source: StateSource, policy: Policy) -> None:
+    client = app_with(source, policy, Credentials(token=TOKEN)).test_client()
+    page = client.get("/?code=96374", base_url="http://localhost/console/")
+    link = re.search(rb'href="([^"]*sign-in[^"]*)"', page.data)
+    assert link is not None and b"next=/console/?code%3D96374" in link.group(1).replace(b"%2F", b"/")

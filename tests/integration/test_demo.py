@@ -8,6 +8,9 @@ from click.testing import CliRunner
 
 from connector.cli.demo import PROFESSIONAL_HEADING
 from connector.cli.main import cli
+from connector.console.app import create_app
+from connector.console.reader import StateSource
+from connector.policy.model import Policy
 
 SITE = Path(__file__).resolve().parents[2] / "examples" / "site"
 
@@ -116,3 +119,20 @@ def test_the_example_site_maps_the_local_route_the_clinic_and_the_primary_flag()
     ]
     assert "the feed marks it as the primary reason for the encounter" in ed
     assert "needs review: none" in professional
+
+
+def test_with_a_state_the_demo_ends_telling_how_to_open_the_console_on_it(tmp_path: Path, policy: Policy) -> None:
+    state = tmp_path / "demo" / "state.db"
+    result = CliRunner().invoke(cli, ["demo", "--state", str(state)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert result.output.rstrip("\n").splitlines()[-1] == (
+        f"open the review console on the demo's state: ivpush serve --state {state}  (then http://127.0.0.1:8080/)"
+    )
+    source = StateSource(str(state))
+    try:
+        page = create_app(source, policy).test_client().get("/?q=ED20260302001")
+    finally:
+        source.close()
+    assert b'class="encounter-link"' in page.data
+    again = CliRunner().invoke(cli, ["demo", "--state", str(state)])
+    assert again.exit_code == 2 and "exists: the demo writes a new state" in again.output

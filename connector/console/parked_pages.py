@@ -1,0 +1,231 @@
+"""``/parked``: the parked inputs by reason code and time; one message; requeue one or a filtered set.
+
+The list never shows a payload, and shows ids only to a signed-in reader; a message's page
+shows its properties and reason headers to anyone, its ids, other headers and (on request) its
+payload only to a signed-in reader. Requeueing is an action (``security.action``): one message
+from its page, or a filtered set after a page that counts it. Logs hold counts, codes, times
+and who acted (``user`` or ``token``), never an id or a payload.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from flask import Flask, abort, flash, get_flashed_messages, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from connector.console import security
+from connector.console.parked_queue import BrokerProblem, ParkedQueue
+
+if TYPE_CHECKING:
+    from connector.bus.parked import Parked, Selector
+
+LOG = logging.getLogger("ivpush.console")
+PAGE = 50
+CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+REASON_HEADERS = ("x-ivpush-error", "x-ivpush-detail", "x-ivpush-queue", "x-ivpush-parked-at", "x-ivpush-source")
+
+
+class FilterError(ValueError):
+    """A filter that cannot be read (the message names the field, never its value)."""
+
+
+class Refusal(Exception):
+    """A request the parked pages answer with an error page saying why (status and text)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The list's filters, as typed (``since``/``until``: ISO 8601, UTC without an offset, or an age such as 2h).
+
+    Attributes:
+        code: Reject code (empty: any).
+        since: Parked at or after.
+        until: Parked before.
+        page: Page of the list, from 1.
+    """
+
+    code: str = ""
+    since: str = ""
+    until: str = ""
+    page: int = 1
+
+    @classmethod
+    def parse(cls, args: Mapping[str, str]) -> Filters:
+        """Read the filters of a query string or form.
+
+        Raises:
+            FilterError: A code, time or page that cannot be read.
+        """
+        code = args.get("code", "").strip()
+        if code and not CODE.fullmatch(code):
+            raise FilterError("Code: a reject code such as missing_encounter_key.")
+        page = args.get("page", "1").strip() or "1"
+        if not page.isdigit() or not 1 <= int(page) <= 10_000:
+            raise FilterError("Page: a page number.")
+        found = cls(code, args.get("since", "").strip(), args.get("until", "").strip(), int(page))
+        found.selector(datetime.now(UTC))  # the times can be read
+        return found
+
+    def selector(self, now: datetime) -> Selector:
+        """The selection these filters describe."""
+        from connector.bus.parked import Selector
+
+        since, until = moment(self.since, now, "Since"), moment(self.until, now, "Until")
+        return Selector(codes=frozenset({self.code} if self.code else ()), since=since, until=until)
+
+    def fields(self, **changes: object) -> dict[str, str]:
+        """The filters given, as query fields (for links), with ``changes``."""
+        values = asdict(self) | changes
+        return {key: str(value) for key, value in values.items() if value and not (key == "page" and value == 1)}
+
+    @property
+    def narrowed(self) -> bool:
+        """Some filter is given (a set requeue needs one)."""
+        return bool(self.code or self.since or self.until)
+
+
+def moment(text: str, now: datetime, label: str) -> datetime | None:
+    """An ISO 8601 date or time (UTC without an offset) or an age meaning that long before ``now``.
+
+    Raises:
+        FilterError: Neither.
+    """
+    if not text:
+        return None
+    age = AGE.fullmatch(text)
+    if age is not None:
+        return now - timedelta(seconds=float(age.group(1)) * UNITS[age.group(2)])
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        raise FilterError(f"{label}: an ISO 8601 time such as 2026-03-02T10:00 (UTC) or an age such as 2h.") from None
+    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
+
+
+def register(app: Flask, parked: ParkedQueue) -> None:
+    """Add the parked pages over ``parked`` (a queue with ``problem`` set: the pages say why they are empty)."""
+
+    @app.get("/parked")
+    def parked_list() -> ResponseReturnValue:
+        try:
+            filters = Filters.parse(request.args)
+        except FilterError as error:
+            return _page("parked.html", filters=Filters(), error=str(error), survey=None), 400
+        if not parked.available:
+            return _page("parked.html", filters=filters, error=parked.problem, survey=None), 503
+        survey = parked.survey(filters.selector(datetime.now(UTC)), (filters.page - 1) * PAGE, PAGE)
+        return _page("parked.html", filters=filters, error="", survey=survey, page_size=PAGE)
+
+    @app.get("/parked/<ref>")
+    def parked_message(ref: str) -> ResponseReturnValue:
+        found = _find(parked, ref)
+        signed_in = security.actor() is not None
+        text = None
+        if signed_in and request.args.get("payload") == "1":
+            LOG.info("console: parked payload shown", extra={"event": "parked_payload_shown", "code": found.code})
+            text = found.delivery.body.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+        return _page("parked_message.html", m=found, ref=ref, signed_in=signed_in, payload_text=text, **_shown(found))
+
+    @security.action
+    def parked_requeue_one(ref: str) -> ResponseReturnValue:
+        from connector.bus.parked import Selector
+
+        found = _find(parked, ref)
+        if not found.id:
+            raise Refusal(409, "This message has no id: requeue it with a filter (its code and time).")
+        tally = parked.requeue(Selector(ids=frozenset({found.id})))
+        _log(tally, "requeue one")
+        flash(_said(tally.done, tally.matched, tally.failed))
+        return redirect(url_for("parked_list"), 303)
+
+    @app.get("/parked/requeue")
+    def parked_requeue_confirm() -> ResponseReturnValue:
+        try:
+            filters = Filters.parse(request.args)
+        except FilterError as error:
+            return _page("parked.html", filters=Filters(), error=str(error), survey=None), 400
+        if not parked.available:
+            return _page("parked.html", filters=filters, error=parked.problem, survey=None), 503
+        survey = parked.survey(filters.selector(datetime.now(UTC)), 0, 0)
+        return _page("parked_requeue.html", filters=filters, survey=survey)
+
+    @security.action
+    def parked_requeue_set() -> ResponseReturnValue:
+        try:
+            filters = Filters.parse(request.form)
+        except FilterError as error:
+            raise Refusal(400, str(error)) from None
+        expected = request.form.get("expected", "")
+        if not filters.narrowed or not expected.isdigit() or int(expected) < 1:
+            raise Refusal(400, "Give a filter and confirm the count first.")
+        tally = parked.requeue(filters.selector(datetime.now(UTC)), limit=int(expected))
+        _log(tally, "requeue filtered")
+        flash(_said(tally.done, tally.matched, tally.failed))
+        return redirect(url_for("parked_list", **filters.fields(page=1)), 303)  # type: ignore[arg-type]
+
+    app.add_url_rule("/parked/<ref>/requeue", "parked_requeue_one", parked_requeue_one, methods=["POST"])
+    app.add_url_rule("/parked/requeue", "parked_requeue_set", parked_requeue_set, methods=["POST"])
+
+    @app.errorhandler(BrokerProblem)
+    def _broker(error: BrokerProblem) -> ResponseReturnValue:
+        LOG.warning("console: parked inputs unavailable (%s)", type(error.__cause__ or error).__name__)
+        return render_template("error.html", status=503, message=str(error)), 503
+
+    @app.errorhandler(Refusal)
+    def _refused(error: Refusal) -> ResponseReturnValue:
+        return render_template("error.html", status=error.status, message=str(error)), error.status
+
+
+def _page(template: str, **values: object) -> str:
+    return render_template(template, notices=get_flashed_messages(), **values)
+
+
+def _find(parked: ParkedQueue, ref: str) -> Parked:
+    if not re.fullmatch(r"[0-9a-f]{32}", ref):
+        abort(404)
+    if not parked.available:
+        raise BrokerProblem(parked.problem)
+    found = parked.find(ref)
+    if found is None:
+        raise Refusal(404, "No such parked input: it may have been requeued or purged.")
+    return found
+
+
+def _shown(found: Parked) -> dict[str, object]:
+    """What the message page shows: its reason headers (anyone) and its other headers (signed-in)."""
+    from connector.bus.parked_records import kept_headers
+
+    headers = found.delivery.headers
+    reason = {name: _text(headers[name]) for name in REASON_HEADERS if name in headers}
+    return {"reason_headers": reason, "other_headers": kept_headers(headers)}
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _said(done: int, matched: int, failed: int) -> str:
+    text = f"Requeued {done} of {matched} parked input{'s' if matched != 1 else ''} to the input exchange."
+    return text + (f" {failed} not confirmed: still parked, try again." if failed else "")
+
+
+def _log(tally: object, action: str) -> None:
+    """One line: the action, who (user or token) and the counts."""
+    by = "token" if security.actor() == security.TOKEN_ACTOR else "user"
+    counts = {name: getattr(tally, name) for name in ("matched", "done", "failed", "removed")}
+    LOG.info(
+        "console: parked %s by %s: %d matched, %d requeued, %d failed, %d removed", action, by, *counts.values(),
+        extra={"event": "parked_requeue", "by": by, **counts},
+    )  # fmt: skip
