@@ -79,6 +79,7 @@ def serve(
         exit_with_error(str(error))
     parked, metrics = parked_queue(settings), Scraper(settings.console.metrics_url)
     app = create_app(source, policy, credentials=credentials, parked=parked, metrics=metrics)
+    app.config["SESSION_COOKIE_PATH"] = base_prefix(base_path) or "/"  # not sent to other apps of the host
     try:
         say = lambda text: click.echo(text, err=True)  # noqa: E731 - one line, named for the call below
         run_server(app, source, host, port, base_path, threads, credentials.actions, announce=say)

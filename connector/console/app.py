@@ -133,7 +133,8 @@ def create_app(
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> ResponseReturnValue:
         status = error.code or 500
-        return render_template("error.html", status=status, message=error.name), status
+        detail = error.description or ""  # our refusals' fixed sentences, or werkzeug's own
+        return render_template("error.html", status=status, message=error.name, detail=detail), status
 
     @app.errorhandler(Exception)
     def _error(error: Exception) -> ResponseReturnValue:  # the class only: its text may quote a value

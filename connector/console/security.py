@@ -20,11 +20,14 @@ import binascii
 import hmac
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, g, request, session
 from werkzeug.security import check_password_hash
@@ -100,8 +103,10 @@ def install(app: Flask, credentials: Credentials) -> None:
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=credentials.secure_cookie,
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=credentials.session_minutes),
+        SESSION_REFRESH_EACH_REQUEST=False,  # session_minutes is the sign-in's lifetime, not an idle time-out
     )
     app.extensions["ivpush_credentials"] = credentials
+    app.extensions["ivpush_signed_out"] = SignedOut(credentials.session_minutes * 60.0)
     app.jinja_env.globals.update(actor=actor, csrf_token=csrf_token, actions_enabled=credentials.actions)
 
 
@@ -133,12 +138,17 @@ def sign_in(name: str) -> None:
     session.clear()
     session.permanent = True
     session["actor"] = name
+    session["sid"] = secrets.token_urlsafe(16)
+    session["at"] = time.time()
     session["csrf"] = secrets.token_urlsafe(32)
     g.pop("actor", None)
 
 
 def sign_out() -> None:
-    """End the session."""
+    """End the session: its id is remembered as signed out, so a copy of the cookie no longer signs in."""
+    sid, at = session.get("sid"), session.get("at")
+    if isinstance(sid, str) and isinstance(at, float | int):
+        current_app.extensions["ivpush_signed_out"].add(sid, float(at))
     session.clear()
     g.pop("actor", None)
 
@@ -199,10 +209,14 @@ def _authenticate() -> tuple[str | None, bool]:
     if scheme.lower() == "basic":
         user, password = _basic(value)
         return (credentials.user, False) if credentials.password_matches(user, password) else (None, False)
-    signed_in = session.get("actor")
-    if isinstance(signed_in, str) and signed_in in (credentials.user, TOKEN_ACTOR) and signed_in:
-        return signed_in, False
-    return None, False
+    signed_in, sid, at = session.get("actor"), session.get("sid"), session.get("at")
+    if not (isinstance(signed_in, str) and signed_in and signed_in in (credentials.user, TOKEN_ACTOR)):
+        return None, False
+    if not isinstance(sid, str) or not isinstance(at, float | int):
+        return None, False
+    if time.time() - at >= credentials.session_minutes * 60 or current_app.extensions["ivpush_signed_out"].has(sid):
+        return None, False
+    return signed_in, False
 
 
 def _basic(value: str) -> tuple[str, str]:
@@ -216,7 +230,37 @@ def _basic(value: str) -> tuple[str, str]:
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """A redirect target after sign-in: a path of this site only (never ``//other`` or a URL)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    r"""A redirect target after sign-in: a path of this site only (never ``//other`` or a URL).
+
+    Browsers drop tabs and line ends from URLs (``/\t/evil`` is ``//evil``), so any control
+    character refuses the target, as do a backslash, a scheme or a host.
+    """
+    if not target or not target.startswith("/") or "\\" in target:
+        return default
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target) or target.startswith("//"):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
         return default
     return target
+
+
+class SignedOut:
+    """Session ids signed out in this process, kept until their sign-in would have expired anyway."""
+
+    def __init__(self, lifetime: float) -> None:
+        self.lifetime = lifetime
+        self._ended: dict[str, float] = {}  # session id -> when it was signed in
+        self._lock = threading.Lock()
+
+    def add(self, sid: str, signed_in_at: float) -> None:
+        """Remember ``sid`` as signed out (and forget those that expired)."""
+        now = time.time()
+        with self._lock:
+            self._ended = {key: at for key, at in self._ended.items() if now - at < self.lifetime}
+            self._ended[sid] = signed_in_at
+
+    def has(self, sid: str) -> bool:
+        """Whether ``sid`` was signed out."""
+        with self._lock:
+            return sid in self._ended

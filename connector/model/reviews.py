@@ -74,9 +74,18 @@ class ReviewNeed:
 
 
 def review_basis(lines: Iterable[ChargeLine], outcomes: Iterable[AdministrationOutcome]) -> str:
-    """A digest of the charged lines (ids and flags) and stored outcomes, whatever their order."""
+    """A digest of the charged lines (ids and flags) and stored outcomes, whatever their order.
+
+    An outcome counts whole — its detail (local times), codes, source and unmapped codes too — so
+    a corrected administration that still needs review for the same reason (another unmapped
+    route, other times, another message) changes the basis: an administration's id stays across its versions.
+    """
     parts = sorted(f"line:{line.line_id}:{','.join(sorted(line.flags))}" for line in lines)
-    parts += sorted(f"outcome:{o.administration_id}:{o.outcome.value}:{o.reason}" for o in outcomes)
+    parts += sorted(
+        f"outcome:{o.administration_id}:{o.outcome.value}:{o.reason}:{o.detail}:{','.join(o.codes)}:"
+        f"{o.source.kind}:{o.source.message_id}:{o.unmapped!r}"  # not the file position: a replay moves it
+        for o in outcomes
+    )
     return "rb-" + digest(parts)
 
 

@@ -75,7 +75,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """,
     # 5: the console's review marks (issue 17): an append-only audit trail, one row per "mark
     # reviewed" (``at``: the console's clock; ``basis``: what was reviewed,
-    # ``connector.model.reviews``). A trigger refuses any UPDATE or DELETE of a mark.
+    # ``connector.model.reviews``). Triggers refuse any UPDATE, DELETE or TRUNCATE of marks.
     """
     CREATE TABLE reviews (
         seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, encounter_key text NOT NULL,
@@ -86,6 +86,8 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     $$ BEGIN RAISE EXCEPTION 'review marks are append-only'; END $$;
     CREATE TRIGGER reviews_append_only BEFORE UPDATE OR DELETE ON reviews
     FOR EACH ROW EXECUTE FUNCTION ivpush_reviews_append_only();
+    CREATE TRIGGER reviews_no_truncate BEFORE TRUNCATE ON reviews
+    FOR EACH STATEMENT EXECUTE FUNCTION ivpush_reviews_append_only();
     """,
 )
 

@@ -92,10 +92,24 @@ def migrate(db: sqlite3.Connection) -> None:
         db: A connection in autocommit mode (``isolation_level=None``).
     """
     db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    row = db.execute("SELECT version FROM schema_version").fetchone()
-    current = row[0] if row else 0
+    current = _version(db)
     for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-        db.executescript(f"BEGIN IMMEDIATE; {script}")
+        try:
+            db.executescript(f"BEGIN IMMEDIATE; {script}")
+        except sqlite3.OperationalError:
+            # Another process (a console and a consumer opening the file together) may have
+            # applied it between our read of the version and our lock: then it is done.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if _version(db) >= version:
+                continue
+            raise
         db.execute("DELETE FROM schema_version")
         db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         db.execute("COMMIT")
+
+
+def _version(db: sqlite3.Connection) -> int:
+    """The schema version the file records (0: none yet)."""
+    row = db.execute("SELECT version FROM schema_version").fetchone()
+    return int(row[0]) if row else 0

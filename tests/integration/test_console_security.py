@@ -7,6 +7,7 @@ guard is what is under test, not the action.
 import base64
 import logging
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,3 +168,40 @@ def test_the_sign_in_link_comes_back_under_the_base_path(source: StateSource, po
     page = client.get("/?code=96374", base_url="http://localhost/console/")
     link = re.search(rb'href="([^"]*sign-in[^"]*)"', page.data)
     assert link is not None and b"next=/console/?code%3D96374" in link.group(1).replace(b"%2F", b"/")
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example", "/\n/evil.example", "/\r\n//evil", "/x\x7f", "/https://ok"])
+def test_control_characters_never_make_a_redirect_off_site(target: str) -> None:
+    expected = "/https://ok" if target == "/https://ok" else "/"
+    assert safe_next(target, "/") == expected
+
+
+def test_a_session_copied_before_sign_out_no_longer_signs_in(guarded: FlaskClient) -> None:
+    token = signed_in(guarded)
+    cookie = guarded.get_cookie("ivpush_console")
+    assert cookie is not None
+    copied = cookie.value
+    assert guarded.post("/sign-out", data={"csrf_token": token}).status_code == 303
+    guarded.set_cookie("ivpush_console", copied)
+    assert b"Signed in as" not in guarded.get("/").data
+    assert guarded.post("/poke", data={"csrf_token": token}).status_code == 401
+
+
+def test_a_sign_in_lasts_session_minutes_however_busy(
+    source: StateSource, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = app_with(source, policy, Credentials(token=TOKEN, session_minutes=1))
+    client = app.test_client()
+    token = csrf_of(client)
+    assert client.post("/sign-in", data={"csrf_token": token, "token": TOKEN}).status_code == 303
+    page = client.get("/")
+    assert b"Signed in as token" in page.data and "Set-Cookie" not in page.headers  # not refreshed by use
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert b"Signed in as" not in client.get("/").data
+
+
+def test_a_refusal_says_why_on_the_page(source: StateSource, policy: Policy) -> None:
+    client = app_with(source, policy, Credentials()).test_client()
+    refused = client.post("/poke")
+    assert refused.status_code == 403 and b"no credential is configured" in refused.data

@@ -155,11 +155,11 @@ def link_in_a_transaction(store: PostgresStore, encounter_key: str) -> None:
         tx.link_orders(["FAC|O1"], encounter_key)
 
 
-def test_the_database_refuses_to_update_or_delete_a_review_mark(store: PostgresStore, dsn: str) -> None:
+def test_the_database_refuses_to_update_delete_or_truncate_review_marks(store: PostgresStore, dsn: str) -> None:
     with store.transaction() as tx:
         tx.add_review(reviews_suite.mark(1))
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for statement in ("UPDATE reviews SET note = 'rewritten'", "DELETE FROM reviews"):
+        for statement in ("UPDATE reviews SET note = 'rewritten'", "DELETE FROM reviews", "TRUNCATE reviews"):
             with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
                 conn.execute(statement)
     with store.transaction() as tx:

@@ -11,6 +11,7 @@ from store_rows import OLD_ADMIN, OLD_ATTRS
 from connector.model import PatientClass
 from connector.model.events import VisitWindow
 from connector.model.outcomes import AdministrationOutcome, OutcomeKind
+from connector.store import sqlite_schema
 from connector.store.sqlite import SqliteStore
 from connector.store.sqlite_schema import MIGRATIONS
 
@@ -69,3 +70,25 @@ def test_a_schema_3_file_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
             assert tx.get_meta("zone") == "America/New_York"
     finally:
         reopened.close()
+
+
+def test_a_migration_another_process_applied_meanwhile_is_taken_as_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "race.db"
+    first, second = sqlite3.connect(path, isolation_level=None), sqlite3.connect(path, isolation_level=None)
+    sqlite_schema.migrate(first)
+    reads: list[int] = []
+    real = sqlite_schema._version
+
+    def stale_first_read(db: sqlite3.Connection) -> int:
+        """The second process read version 0 just before the first one migrated."""
+        reads.append(0 if not reads else real(db))
+        return reads[-1]
+
+    monkeypatch.setattr(sqlite_schema, "_version", stale_first_read)
+    sqlite_schema.migrate(second)  # its first script fails (tables exist): the version says done
+    assert reads[0] == 0 and reads[1] == len(MIGRATIONS)
+    assert second.execute("SELECT version FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+    first.close()
+    second.close()

@@ -153,10 +153,10 @@ def test_an_account_by_urn_contained_or_entered_in_error(policy: Policy) -> None
         [{"identifier": {"value": "A\u202e"}}],
     ],
 )
-def test_a_blank_or_broken_account_is_bad_identifier_without_its_value(policy: Policy, account: list[Any]) -> None:
-    with pytest.raises(errors.BadIdentifier) as caught:
-        fhir_account({**ENCOUNTER, "account": account}, policy)
-    assert caught.value.detail.startswith("Encounter.account[0]") and "ACCT" not in caught.value.detail
+def test_a_blank_or_broken_account_is_left_out_and_the_next_one_taken(policy: Policy, account: list[Any]) -> None:
+    assert fhir_account({**ENCOUNTER, "account": account}, policy) == ""
+    second = [*account, {"identifier": {"value": "ACCT-2"}}]
+    assert fhir_account({**ENCOUNTER, "account": second}, policy) == "ACCT-2"
 
 
 # --- merged between messages -----------------------------------------------------------------------

@@ -135,8 +135,9 @@ def encounter_event(resource: Json, r5: bool, reading: Reading) -> EncounterEven
 def _account(resource: Json, reading: Reading, where: str) -> str:
     """The account number ``Encounter.account`` names (module docstring), or ``""``.
 
-    Raises:
-        BadIdentifier: The value taken is blank or holds control characters.
+    A candidate that is blank or holds control characters is skipped, as HL7 leaves a broken
+    PID-18 out: the account is a finding aid, and the Encounter (class, coverage, discharge)
+    is not lost over it.
     """
     contained = objects(resource, "contained", where)
     for i, ref in enumerate(objects(resource, "account", where)):
@@ -153,7 +154,10 @@ def _account(resource: Json, reading: Reading, where: str) -> str:
             candidates.extend(text(item, "value", "Account.identifier") for item in held)
         for candidate in candidates:
             if candidate:
-                return identifier(candidate, f"{aw} account number")
+                try:
+                    return identifier(candidate, f"{aw} account number")
+                except BadIdentifier:
+                    continue
     return ""
 
 
