@@ -107,6 +107,7 @@ def install(app: Flask, credentials: Credentials) -> None:
     )
     app.extensions["ivpush_credentials"] = credentials
     app.extensions["ivpush_signed_out"] = SignedOut(credentials.session_minutes * 60.0)
+    app.extensions["ivpush_failures"] = Failures()
     app.jinja_env.globals.update(actor=actor, csrf_token=csrf_token, actions_enabled=credentials.actions)
 
 
@@ -119,6 +120,7 @@ def credentials_of(app: Flask) -> Credentials:
 def actor() -> str | None:
     """Who makes this request: the signed-in user, the basic-auth user, ``token``, or ``None``."""
     if "actor" not in g:
+        g.actor, g.by_token = None, False  # a refusal while checking (429) renders a page that asks again
         g.actor, g.by_token = _authenticate()
     found: str | None = g.actor
     return found
@@ -205,10 +207,11 @@ def _authenticate() -> tuple[str | None, bool]:
         return None, False
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer":
-        return (TOKEN_ACTOR, True) if credentials.token_matches(value) else (None, False)
+        return (TOKEN_ACTOR, True) if attempt(lambda: credentials.token_matches(value)) else (None, False)
     if scheme.lower() == "basic":
         user, password = _basic(value)
-        return (credentials.user, False) if credentials.password_matches(user, password) else (None, False)
+        matched = attempt(lambda: credentials.password_matches(user, password))
+        return (credentials.user, False) if matched else (None, False)
     signed_in, sid, at = session.get("actor"), session.get("sid"), session.get("at")
     if not (isinstance(signed_in, str) and signed_in and signed_in in (credentials.user, TOKEN_ACTOR)):
         return None, False
@@ -264,3 +267,45 @@ class SignedOut:
         """Whether ``sid`` was signed out."""
         with self._lock:
             return sid in self._ended
+
+
+class Failures:
+    """Failed credential checks of the last minute, for the whole console.
+
+    Behind a proxy every client has the proxy's address: there is no per-client count worth keeping.
+    """
+
+    LIMIT = 10
+    WINDOW = 60.0
+
+    def __init__(self) -> None:
+        self._at: list[float] = []
+        self._lock = threading.Lock()
+
+    def throttled(self) -> bool:
+        """Whether ``LIMIT`` checks failed within ``WINDOW`` seconds."""
+        now = time.time()
+        with self._lock:
+            self._at = [at for at in self._at if now - at < self.WINDOW]
+            return len(self._at) >= self.LIMIT
+
+    def failed(self) -> None:
+        """Count one failed check."""
+        with self._lock:
+            self._at.append(time.time())
+
+
+def attempt(check: Callable[[], bool]) -> bool:
+    """Run a credential check unless too many failed lately (then 429).
+
+    Guessing is slowed down, and a basic-auth header on every request cannot keep the console
+    hashing passwords.
+    """
+    failures: Failures = current_app.extensions["ivpush_failures"]
+    if failures.throttled():
+        LOG.warning("console: credential checks paused after repeated failures", extra={"event": "sign_in_throttled"})
+        abort(429, "Too many failed sign-ins: try again in a minute.")
+    matched = check()
+    if not matched:
+        failures.failed()
+    return matched

@@ -31,8 +31,8 @@ def register(app: Flask) -> None:
         form = request.form
         name: str | None = None
         if form.get("token"):
-            name = TOKEN_ACTOR if credentials.token_matches(form["token"]) else None
-        elif credentials.password_matches(form.get("user", ""), form.get("password", "")):
+            name = TOKEN_ACTOR if security.attempt(lambda: credentials.token_matches(form["token"])) else None
+        elif security.attempt(lambda: credentials.password_matches(form.get("user", ""), form.get("password", ""))):
             name = credentials.user
         if name is None:
             LOG.warning("console: sign-in refused", extra={"event": "sign_in_refused"})

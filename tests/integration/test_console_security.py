@@ -205,3 +205,13 @@ def test_a_refusal_says_why_on_the_page(source: StateSource, policy: Policy) -> 
     client = app_with(source, policy, Credentials()).test_client()
     refused = client.post("/poke")
     assert refused.status_code == 403 and b"no credential is configured" in refused.data
+
+
+def test_repeated_failed_sign_ins_pause_credential_checks(guarded: FlaskClient) -> None:
+    token = csrf_of(guarded)
+    for _ in range(10):
+        wrong = guarded.post("/sign-in", data={"csrf_token": token, "user": "analyst", "password": "guess"})
+        assert wrong.status_code == 401
+    right = guarded.post("/sign-in", data={"csrf_token": token, "user": "analyst", "password": "s3cret-words"})
+    assert right.status_code == 429 and b"try again in a minute" in right.data
+    assert guarded.post("/poke", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 429
