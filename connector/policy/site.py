@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from functools import lru_cache
 
 FIELD_STEPS = ("PV1-19", "PID-18", "PV1-50")
 """HL7 fields that can carry the visit number, in the order HL7 v2 converters try them."""
@@ -20,6 +21,13 @@ SERVICE_STEPS = ("order", "visit")
 DEFAULT_CHAIN = (*FIELD_STEPS, *SERVICE_STEPS)
 FALLBACKS = ("reject", "patient_day")
 """What happens when no step of the chain finds the encounter."""
+
+
+@lru_cache(maxsize=16)
+def _field_steps(chain: tuple[str, ...]) -> tuple[str, ...]:
+    """The HL7 field steps of an identity chain (read for every HL7 message: cached)."""
+    return tuple(s for s in chain if s in FIELD_STEPS)
+
 
 _PRIMARY = re.compile(
     r"^(?P<segment>[A-Z][A-Z0-9]{2})-(?P<field>[1-9][0-9]*)(?:\.(?P<component>[1-9][0-9]*))?(?:=(?P<value>.+))?$"
@@ -131,7 +139,7 @@ class SiteProfile:
     @property
     def field_steps(self) -> tuple[str, ...]:
         """The HL7 field steps of the chain, in order."""
-        return tuple(s for s in self.identity_chain if s in FIELD_STEPS)
+        return _field_steps(self.identity_chain)
 
     @property
     def service_steps(self) -> tuple[str, ...]:

@@ -53,7 +53,11 @@ class Service(NamedTuple):
 
 
 class Classified(NamedTuple):
-    """Services that may be coded (all, and by kind), and decisions already final for the others."""
+    """Services that may be coded (all, and by kind), and decisions already final for the others.
+
+    ``unmapped_method``: the services whose method was sent but is not in the mappings (read
+    once per profile here, for ``review.method_reviews``), in service order.
+    """
 
     services: tuple[Service, ...]
     excluded: tuple[Decision, ...]
@@ -61,6 +65,7 @@ class Classified(NamedTuple):
     pushes: list[Service]
     infusions: list[Service]
     hydration: list[Service]
+    unmapped_method: tuple[Service, ...] = ()
 
 
 def classify(encounter: Encounter, policy: Policy) -> Classified:
@@ -71,6 +76,7 @@ def classify(encounter: Encounter, policy: Policy) -> Classified:
     hydration: list[Service] = []
     excluded: list[Decision] = []
     untimed: list[Decision] = []
+    unmapped_method: list[Service] = []
     inpatient_from = encounter.inpatient_from
     all_inpatient = encounter.patient_class is PatientClass.INPATIENT and inpatient_from is None
     memo = policy.rule_memo
@@ -83,7 +89,7 @@ def classify(encounter: Encounter, policy: Policy) -> Classified:
         profile: Profile | None = memo.get(key)
         if profile is None:
             profile = remember(memo, key, _profile(admin, day, policy))
-        drug, exclusion, is_hydration, push_kind, infusion_kind, push_evidence = profile
+        drug, exclusion, is_hydration, push_kind, infusion_kind, push_evidence, method_unmapped = profile
         if (
             admin.status not in _COUNTED
             or all_inpatient
@@ -118,7 +124,11 @@ def classify(encounter: Encounter, policy: Policy) -> Classified:
                 item = Service(admin, infusion_kind, drug, start, end, f"{length:g} min ≥ 16 min: infusion")
                 infusions.append(item)
         services.append(item)
-    return Classified(tuple(services), tuple(excluded), tuple(untimed), pushes, infusions, hydration)
+        if method_unmapped:
+            unmapped_method.append(item)
+    return Classified(
+        tuple(services), tuple(excluded), tuple(untimed), pushes, infusions, hydration, tuple(unmapped_method)
+    )
 
 
 def _exclusion(
@@ -161,6 +171,7 @@ class Profile(NamedTuple):
         push_kind: Push or chemo push.
         infusion_kind: Infusion or chemo infusion.
         push_evidence: The evidence when the method (or a route text) says push, else None.
+        method_unmapped: A method was sent and the mappings do not know it (a review).
     """
 
     drug: DrugIdentity
@@ -169,6 +180,7 @@ class Profile(NamedTuple):
     push_kind: ServiceKind
     infusion_kind: ServiceKind
     push_evidence: str | None
+    method_unmapped: bool = False
 
 
 def _profile(admin: Administration, day: date, policy: Policy) -> Profile:
@@ -179,7 +191,7 @@ def _profile(admin: Administration, day: date, policy: Policy) -> Profile:
     hydration = drug.billing_class is BillingClass.HYDRATION
 
     def out(reason: Reason, text: str, kind: ServiceKind = ServiceKind.EXCLUDED) -> Profile:
-        return Profile(drug, (reason, kind, text), hydration, push_kind, infusion_kind, None)
+        return Profile(drug, (reason, kind, text), hydration, push_kind, infusion_kind, None)  # never a service
 
     route, route_evidence = policy.route_of(admin.route, day)
     method, method_evidence = policy.method_of(admin.method, day)
@@ -210,4 +222,5 @@ def _profile(admin: Administration, day: date, policy: Policy) -> Profile:
         if flags:
             return out(Reason.NOT_HYDRATION, f"Fluid used as {', '.join(flags)}: never hydration.")
     push_evidence = f"method {method_evidence}: push" if method_kind is MethodKind.PUSH else None
-    return Profile(drug, None, hydration, push_kind, infusion_kind, push_evidence)
+    unmapped = method is None and not admin.method.is_empty
+    return Profile(drug, None, hydration, push_kind, infusion_kind, push_evidence, unmapped)

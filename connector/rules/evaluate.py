@@ -84,7 +84,7 @@ def evaluate(encounter: Encounter, policy: Policy) -> ChargeResult:
         *setting.reviews,
         *duration_reviews([*infusions, *hydration]),
         *time_reviews(encounter),
-        *method_reviews(services, policy),
+        *method_reviews(classified.unmapped_method),
     ]
     if choice.needs_review and choice.main is not None:
         reviews.append(Review(INITIAL_CHOICE, _NO_PRIMARY, (choice.main.first.admin.id,)))

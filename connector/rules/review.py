@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from datetime import date
 
 from connector.model import Encounter, Review, ServiceKind
-from connector.policy.model import Policy
 from connector.rules.classify import Service
 from connector.rules.units import Unit
 
@@ -42,17 +41,19 @@ def duration_reviews(services: Iterable[Service]) -> list[Review]:
     return found
 
 
-def method_reviews(services: Iterable[Service], policy: Policy) -> list[Review]:
+def method_reviews(unmapped: Iterable[Service]) -> list[Review]:
     """A review for each coded service whose method was sent but is not in the mappings.
 
     Without a mapped method, push or infusion is decided by the documented duration alone
     (§2); the site should map its code so that a charted "push" is read as one.
+
+    Args:
+        unmapped: The services ``classify`` found with such a method
+            (``Classified.unmapped_method``, from ``policy.method_of`` on their start date).
     """
     found = []
-    for item in services:
+    for item in unmapped:
         method = item.admin.method
-        if method.is_empty or policy.method_of(method, item.start.date())[0] is not None:
-            continue
         sent = ", ".join(f"{c.system}|{c.code}" for c in method.codings) or f'"{method.text}"'
         detail = f"{item.admin.id}: method {sent} not in the method mappings (classified by duration)."
         found.append(Review(UNMAPPED_METHOD, detail, (item.admin.id,)))

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from connector.adapters.errors import NotHL7, OversizeInput
 from connector.adapters.hl7v2.encoding import decode_text, syntax_of
-from connector.adapters.hl7v2.segments import Message, Segment
+from connector.adapters.hl7v2.segments import Message, Segment, is_plain
 
 MAX_BYTES = 1 << 20
 """Default size limit of one message (1 MiB): a RAS is a few kB; more is a runaway batch."""
@@ -61,7 +61,13 @@ def read_message(raw: bytes, max_bytes: int = MAX_BYTES) -> Message:
     if bad is not None:
         raise NotHL7(f"line {text.count(chr(10), 0, bad.start()) + 2} is not a segment")
     _no_second_header(text)  # one scan when no second "MSH" occurs (the common case)
-    segments = [Segment(line, syntax) for line in text.split("\n") if line and not line[0].isspace()]
+    lines = [line for line in text.split("\n") if line and not line[0].isspace()]
+    # One scan of everything after the header decides for all other segments whether they are
+    # plain (see ``Segment``); a message with an escape anywhere has each segment checked alone.
+    body = text.find("\n")
+    plain = True if body >= 0 and is_plain(text[body:], syntax) else None
+    segments = [Segment(lines[0], syntax)]
+    segments += [Segment(line, syntax, plain) for line in lines[1:]]
     return Message(syntax, tuple(segments))
 
 

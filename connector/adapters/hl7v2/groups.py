@@ -84,21 +84,25 @@ def groups(message: Message) -> list[Group]:
     order_at, header_end = 0, -1
     pending: list[tuple[str, str, Segment, int, int, int]] = []
     out: list[Group] = []
-    for index, segment in enumerate(message.segments):
-        name = segment.name
+    for index, name in enumerate(message.names):
         if name == "RXA":
             if header_end < 0:
                 header_end = index
-            pending.append((placer, filler, segment, index, order_at, header_end))
+            pending.append((placer, filler, message.segments[index], index, order_at, header_end))
         elif name == "RXR":
-            out.extend(Group(p, f, rxa, segment, at, o, h, index) for p, f, rxa, at, o, h in pending)
+            rxr = message.segments[index]
+            for p, f, rxa, at, o, h in pending:
+                out.append(Group(p, f, rxa, rxr, at, o, h, index))
             pending.clear()
         elif name == "ORC":
-            out.extend(Group(p, f, rxa, None, at, o, h, at) for p, f, rxa, at, o, h in pending)
+            for p, f, rxa, at, o, h in pending:
+                out.append(Group(p, f, rxa, None, at, o, h, at))
             pending.clear()
-            placer, filler = segment.value(2), segment.value(3)
+            orc = message.segments[index]
+            placer, filler = orc.value(2), orc.value(3)
             order_at, header_end = index, -1
-    out.extend(Group(p, f, rxa, None, at, o, h, at) for p, f, rxa, at, o, h in pending)
+    for p, f, rxa, at, o, h in pending:
+        out.append(Group(p, f, rxa, None, at, o, h, at))
     return out
 
 

@@ -155,7 +155,7 @@ def _check_structure(message: Message, is_ras: bool) -> None:
         UnsupportedStructure: A second PID or PV1, or one after the first ORC/RXA.
         MissingField: A RAS without RXA.
     """
-    names = [segment.name for segment in message.segments]
+    names = message.names
     pid, pv1 = names.count("PID"), names.count("PV1")
     if pid > 1 or pv1 > 1:
         raise UnsupportedStructure("a second PID" if pid > 1 else "a second PV1")

@@ -1,7 +1,8 @@
-"""HL7 v2 segments and fields: split on first access, unescaped only where an escape is present.
+"""HL7 v2 segments and fields: split once, unescaped only where an escape is present.
 
-Segments are split into fields only when read, and values are unescaped only when they
-contain the escape character: most fields of a RAS are read once or never.
+Segments are split into fields when the message is read (one ``str.split`` per segment costs
+less than deciding lazily on every access), and values are unescaped only when they contain
+the escape character: most fields of a RAS are read once or never.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ _NULL = '""'  # HL7 explicit null: "delete the value"; read as empty
 
 
 class Segment:
-    """One segment; fields are split on first access and numbered as in the standard.
+    """One segment, split into fields when built, numbered as in the standard.
 
     For MSH, field 1 is the field separator and field 2 the encoding characters, so
     ``field(n)`` is MSH-n for every segment.
@@ -20,34 +21,32 @@ class Segment:
 
     __slots__ = ("_fields", "_plain", "name", "syntax", "text")
 
-    def __init__(self, text: str, syntax: Syntax) -> None:
+    def __init__(self, text: str, syntax: Syntax, plain: bool | None = None) -> None:
+        """Split ``text`` on the field separator.
+
+        Args:
+            text: The segment, without its terminator.
+            syntax: The message's delimiters.
+            plain: Whether the caller already knows the text after MSH-2 holds no
+                repetition, subcomponent, escape or quote (checked once per message by
+                ``framing``); None: checked here.
+        """
         self.name = text[:3]
         self.text = text
         self.syntax = syntax
-        self._fields: list[str] | None = None
-        self._plain = False
-
-    def _split(self) -> list[str]:
-        syntax = self.syntax
-        text = self.text
         fields = text.split(syntax.field)
         if self.name == "MSH":
             fields.insert(1, syntax.field)
             text = text[4 + len(fields[2]) :]  # MSH-2 holds every delimiter by definition
+            plain = None
         # Plain: no repetition, subcomponent, escape or quote anywhere after MSH-2, so a value
-        # is its field up to the first component separator (the common shape, checked once).
-        self._plain = (
-            syntax.escape not in text
-            and syntax.repetition not in text
-            and syntax.subcomponent not in text
-            and '"' not in text
-        )
+        # is its field up to the first component separator (the common shape).
+        self._plain = plain if plain is not None else is_plain(text, syntax)
         self._fields = fields
-        return fields
 
     def field(self, number: int) -> str:
         """The raw (still escaped) field, all repetitions; empty when absent."""
-        fields = self._fields or self._split()
+        fields = self._fields
         return fields[number] if number < len(fields) else ""
 
     def repetitions(self, number: int) -> list[str]:
@@ -64,7 +63,7 @@ class Segment:
 
     def value(self, number: int, component: int = 1) -> str:
         """One unescaped component (first subcomponent) of the field's first repetition."""
-        fields = self._fields or self._split()
+        fields = self._fields
         if number >= len(fields):
             return ""
         raw = fields[number]
@@ -80,7 +79,7 @@ class Segment:
 
     def values(self, count: int) -> list[str]:
         """``value(n)`` of fields 0 … count - 1 in one pass (cheaper when most are read)."""
-        fields = self._fields or self._split()
+        fields = self._fields
         syntax = self.syntax
         if self._plain and count > 3:
             cs = syntax.component
@@ -91,6 +90,16 @@ class Segment:
         if len(out) < count:
             out.extend([""] * (count - len(out)))
         return out
+
+
+def is_plain(text: str, syntax: Syntax) -> bool:
+    """Whether ``text`` holds no repetition, subcomponent, escape or quote character."""
+    return (
+        syntax.escape not in text
+        and syntax.repetition not in text
+        and syntax.subcomponent not in text
+        and '"' not in text
+    )
 
 
 def first_value(raw: str, syntax: Syntax) -> str:
@@ -111,13 +120,15 @@ def first_value(raw: str, syntax: Syntax) -> str:
 
 
 class Message:
-    """A decoded message: its syntax and its segments in order (MSH first)."""
+    """A decoded message: its syntax and its segments in order (MSH first), with their ids."""
 
-    __slots__ = ("segments", "syntax")
+    __slots__ = ("names", "segments", "syntax")
 
     def __init__(self, syntax: Syntax, segments: tuple[Segment, ...]) -> None:
         self.syntax = syntax
         self.segments = segments
+        self.names = tuple([segment.name for segment in segments])
+        """The segment ids, in order (``names[i]`` is ``segments[i].name``)."""
 
     @property
     def msh(self) -> Segment:
@@ -126,13 +137,13 @@ class Message:
 
     def first(self, name: str) -> Segment | None:
         """The first segment with this id, if any."""
-        for segment in self.segments:
-            if segment.name == name:
-                return segment
-        return None
+        names = self.names
+        return self.segments[names.index(name)] if name in names else None
 
     def every(self, name: str) -> list[Segment]:
         """Every segment with this id, in order."""
+        if name not in self.names:
+            return []
         return [segment for segment in self.segments if segment.name == name]
 
 
