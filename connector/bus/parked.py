@@ -118,6 +118,8 @@ class Selector:
         sources: Shell-style patterns matched against ``x-ivpush-source`` and the routing key.
         since: Parked at or after (a message of unknown time never matches a time filter).
         until: Parked before.
+        parked_ids_only: ``ids`` match the parked id only, never a sender's message id.
+        also: A further test a message must pass (the console's refs), None: none.
     """
 
     codes: frozenset[str] = frozenset()
@@ -125,17 +127,21 @@ class Selector:
     sources: tuple[str, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
+    parked_ids_only: bool = False
+    also: Callable[[Parked], bool] | None = field(default=None, compare=False)
 
     @property
     def everything(self) -> bool:
         """No filter given."""
-        return not (self.codes or self.ids or self.sources or self.since or self.until)
+        return not (self.codes or self.ids or self.sources or self.since or self.until or self.also)
 
     def matches(self, parked: Parked) -> bool:
         """Whether the parked message is selected."""
         if self.codes and parked.code not in self.codes:
             return False
-        if self.ids and not ({parked.id, parked.sender_id} & self.ids):
+        if self.ids and not ({parked.id} if self.parked_ids_only else {parked.id, parked.sender_id}) & self.ids:
+            return False
+        if self.also is not None and not self.also(parked):
             return False
         if self.sources and not any(
             fnmatch.fnmatchcase(value, pattern)
@@ -157,6 +163,7 @@ class Selector:
         parts += [f"{len(self.sources)} source pattern(s)"] if self.sources else []
         parts += [f"since {self.since.isoformat()}"] if self.since else []
         parts += [f"until {self.until.isoformat()}"] if self.until else []
+        parts += ["a further test"] if self.also else []
         return "; ".join(parts) or "everything"
 
 

@@ -2,7 +2,10 @@
 
 The console is another process than ``ivpush consume``: it scrapes the consumer's ``/metrics``
 (``[console] metrics_url``) when the page is asked for (at most every few seconds), reads it
-with prometheus_client's text parser and keeps the scrapes of the last minutes in memory. Rates
+with prometheus_client's text parser and keeps the scrapes of the last minutes in memory. One
+request scrapes at a time, outside the lock: the others meanwhile show the last result, and a
+failed scrape is kept as long as a good one, so an endpoint that hangs holds one server thread
+for at most ``TIMEOUT`` seconds, not all of them. Rates
 per minute and "recent" counts are the increase between the newest scrape and the oldest one
 kept (a counter that went down means the consumer restarted: its new value is the increase).
 Nothing is invented: every figure is a metric listed in ``docs/operations.md``. An endpoint that
@@ -11,6 +14,7 @@ cannot be reached or read is said on the page, never a 500.
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 import urllib.request
@@ -114,21 +118,41 @@ class Scraper:
         self.fetch = fetch or _get
         self._lock = threading.Lock()
         self._kept: deque[Scrape] = deque()
+        self._tried: float | None = None  # when the last scrape began (None: never)
+        self._failure = ""  # why the last scrape failed (empty: it did not)
+        self._busy = False  # a request is scraping
 
     def figures(self) -> Figures:
-        """Scrape (unless the last scrape is fresh) and compute the figures."""
+        """Scrape (unless the last attempt is fresh or another request is scraping) and compute the figures."""
         if not self.url:
             return Figures("", "No metrics endpoint is configured: set [console] metrics_url.")
         with self._lock:
             now = self.clock()
-            if not self._kept or now - self._kept[-1].at >= FRESH:
-                try:
-                    self._kept.append(Scrape(now, parse(self.fetch(self.url))))
-                except ScrapeError as error:
-                    return Figures(self.url, f"The consumer's metrics endpoint cannot be read just now ({error}).")
-            while len(self._kept) > 1 and now - self._kept[0].at > WINDOW:
-                self._kept.popleft()
-            return compute(self.url, self._kept[0], self._kept[-1])
+            if self._busy or (self._tried is not None and now - self._tried < FRESH):
+                return self._figures(now)
+            self._busy, self._tried = True, now
+        scrape, failure = None, ""
+        try:
+            scrape = Scrape(now, parse(self.fetch(self.url)))
+        except ScrapeError as error:
+            failure = f"The consumer's metrics endpoint cannot be read just now ({error})."
+        finally:
+            with self._lock:
+                self._busy, self._failure = False, failure
+                if scrape is not None:
+                    self._kept.append(scrape)
+        with self._lock:
+            return self._figures(now)
+
+    def _figures(self, now: float) -> Figures:
+        """The figures of the scrapes kept, or why there are none (the lock held)."""
+        if self._failure:
+            return Figures(self.url, self._failure)
+        if not self._kept:
+            return Figures(self.url, "The consumer's metrics endpoint is being read: reload in a few seconds.")
+        while len(self._kept) > 1 and now - self._kept[0].at > WINDOW:
+            self._kept.popleft()
+        return compute(self.url, self._kept[0], self._kept[-1])
 
 
 def parse(text: str) -> Samples:
@@ -205,7 +229,7 @@ def _get(url: str) -> str:
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT) as response:  # noqa: S310 - an http(s) URL from the settings
             return str(response.read(MAX_BYTES).decode("utf-8", "replace"))
-    except (OSError, ValueError) as error:  # URLError and timeouts are OSErrors
+    except (OSError, ValueError, http.client.HTTPException) as error:  # URLError and timeouts are OSErrors
         raise ScrapeError(type(error).__name__) from None
 
 

@@ -3,8 +3,11 @@
 The list never shows a payload, and shows ids only to a signed-in reader; a message's page
 shows its properties and reason headers to anyone, its ids, other headers and (on request) its
 payload only to a signed-in reader. Requeueing is an action (``security.action``): one message
-from its page, or a filtered set after a page that counts it. Logs hold counts, codes, times
-and who acted (``user`` or ``token``), never an id or a payload.
+from its page (by its parked id only), or a filtered set after a page that counts it. That page
+resolves the times to instants, ends the window at the count's time, and posts the refs of the
+messages it counted (at most ``MAX_REFS``; more: the window and the count bound the set), so a
+message parked since is not requeued. Logs hold counts, codes, times and who acted (``user`` or
+``token``), never an id or a payload.
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from flask import Flask, abort, flash, get_flashed_messages, redirect, render_te
 from flask.typing import ResponseReturnValue
 
 from connector.console import security
-from connector.console.parked_queue import BrokerProblem, ParkedQueue
+from connector.console.parked_queue import (
+    DELIVERY_WARNING,
+    MAX_REFS,
+    MAX_SCAN,
+    BrokerProblem,
+    ParkedQueue,
+    Surveys,
+    deliveries,
+)
 
 if TYPE_CHECKING:
     from connector.bus.parked import Parked, Selector
@@ -28,8 +39,12 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("ivpush.console")
 PAGE = 50
 CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+AGE = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*([smhdw])")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_AGE = 3650 * 86400  # seconds: an age longer than ten years is refused
+MAX_TIME = 64  # characters of a typed time
+REF = re.compile(r"[0-9a-f]{32}")
+COUNT = re.compile(r"[0-9]{1,6}")
 REASON_HEADERS = ("x-ivpush-error", "x-ivpush-detail", "x-ivpush-queue", "x-ivpush-parked-at", "x-ivpush-source")
 
 
@@ -72,18 +87,28 @@ class Filters:
         if code and not CODE.fullmatch(code):
             raise FilterError("Code: a reject code such as missing_encounter_key.")
         page = args.get("page", "1").strip() or "1"
-        if not page.isdigit() or not 1 <= int(page) <= 10_000:
+        if not re.fullmatch(r"[0-9]{1,5}", page) or not 1 <= int(page) <= 10_000:
             raise FilterError("Page: a page number.")
-        found = cls(code, args.get("since", "").strip(), args.get("until", "").strip(), int(page))
+        since, until = args.get("since", "").strip(), args.get("until", "").strip()
+        for label, text in (("Since", since), ("Until", until)):
+            if len(text) > MAX_TIME:
+                raise FilterError(f"{label}: an ISO 8601 time such as 2026-03-02T10:00 (UTC) or an age such as 2h.")
+        found = cls(code, since, until, int(page))
         found.selector(datetime.now(UTC))  # the times can be read
         return found
 
-    def selector(self, now: datetime) -> Selector:
-        """The selection these filters describe."""
+    def selector(self, now: datetime, pinned: bool = False) -> Selector:
+        """The selection these filters describe, ages counted back from ``now`` (``pinned``: ending at ``now``)."""
         from connector.bus.parked import Selector
 
-        since, until = moment(self.since, now, "Since"), moment(self.until, now, "Until")
+        typed = moment(self.since, now, "Since"), moment(self.until, now, "Until")
+        since, until = self.window(now) if pinned else typed
         return Selector(codes=frozenset({self.code} if self.code else ()), since=since, until=until)
+
+    def window(self, now: datetime) -> tuple[datetime | None, datetime]:
+        """``since`` and ``until`` as instants, ``until`` no later than ``now``."""
+        since, until = moment(self.since, now, "Since"), moment(self.until, now, "Until")
+        return since, now if until is None else min(until, now)
 
     def fields(self, **changes: object) -> dict[str, str]:
         """The filters given, as query fields (for links), with ``changes``."""
@@ -106,7 +131,13 @@ def moment(text: str, now: datetime, label: str) -> datetime | None:
         return None
     age = AGE.fullmatch(text)
     if age is not None:
-        return now - timedelta(seconds=float(age.group(1)) * UNITS[age.group(2)])
+        seconds = float(age.group(1)) * UNITS[age.group(2)]
+        if seconds > MAX_AGE:
+            raise FilterError(f"{label}: an age of at most 3650 days.")
+        try:
+            return now - timedelta(seconds=seconds)
+        except OverflowError:
+            raise FilterError(f"{label}: an age of at most 3650 days.") from None
     try:
         found = datetime.fromisoformat(text)
     except ValueError:
@@ -116,6 +147,8 @@ def moment(text: str, now: datetime, label: str) -> datetime | None:
 
 def register(app: Flask, parked: ParkedQueue) -> None:
     """Add the parked pages over ``parked`` (a queue with ``problem`` set: the pages say why they are empty)."""
+    surveys = Surveys()
+    app.jinja_env.globals["delivery_warning"] = DELIVERY_WARNING
 
     @app.get("/parked")
     def parked_list() -> ResponseReturnValue:
@@ -125,27 +158,30 @@ def register(app: Flask, parked: ParkedQueue) -> None:
             return _page("parked.html", filters=Filters(), error=str(error), survey=None), 400
         if not parked.available:
             return _page("parked.html", filters=filters, error=parked.problem, survey=None), 503
-        survey = parked.survey(filters.selector(datetime.now(UTC)), (filters.page - 1) * PAGE, PAGE)
+        now, skip = datetime.now(UTC), (filters.page - 1) * PAGE
+        survey = surveys.get(("list", filters), lambda: parked.survey(filters.selector(now), skip, PAGE, now))
         return _page("parked.html", filters=filters, error="", survey=survey, page_size=PAGE)
 
     @app.get("/parked/<ref>")
     def parked_message(ref: str) -> ResponseReturnValue:
-        found = _find(parked, ref)
+        found, most = _find(parked, ref)
         signed_in = security.actor() is not None
         text = None
         if signed_in and request.args.get("payload") == "1":
             LOG.info("console: parked payload shown", extra={"event": "parked_payload_shown", "code": found.code})
             text = found.delivery.body.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
-        return _page("parked_message.html", m=found, ref=ref, signed_in=signed_in, payload_text=text, **_shown(found))
+        values = _shown(found) | {"deliveries": deliveries(found), "most_delivered": most}
+        return _page("parked_message.html", m=found, ref=ref, signed_in=signed_in, payload_text=text, **values)
 
     @security.action
     def parked_requeue_one(ref: str) -> ResponseReturnValue:
         from connector.bus.parked import Selector
 
-        found = _find(parked, ref)
+        found, _ = _find(parked, ref)
         if not found.id:
             raise Refusal(409, "This message has no id: requeue it with a filter (its code and time).")
-        tally = parked.requeue(Selector(ids=frozenset({found.id})))
+        tally = parked.requeue(Selector(ids=frozenset({found.id}), parked_ids_only=True))
+        surveys.clear()
         _log(tally, "requeue one")
         flash(_said(tally.done, tally.matched, tally.failed))
         return redirect(url_for("parked_list"), 303)
@@ -158,19 +194,18 @@ def register(app: Flask, parked: ParkedQueue) -> None:
             return _page("parked.html", filters=Filters(), error=str(error), survey=None), 400
         if not parked.available:
             return _page("parked.html", filters=filters, error=parked.problem, survey=None), 503
-        survey = parked.survey(filters.selector(datetime.now(UTC)), 0, 0)
-        return _page("parked_requeue.html", filters=filters, survey=survey)
+        now = datetime.now(UTC)
+        counted = filters.selector(now, pinned=True)
+        survey = surveys.get(("requeue", filters), lambda: parked.survey(counted, 0, 0, now, refs=True))
+        since, until = filters.window(survey.at or now)
+        window = {"from": since.isoformat() if since else "", "to": until.isoformat()}
+        return _page("parked_requeue.html", filters=filters, survey=survey, window=window)
 
     @security.action
     def parked_requeue_set() -> ResponseReturnValue:
-        try:
-            filters = Filters.parse(request.form)
-        except FilterError as error:
-            raise Refusal(400, str(error)) from None
-        expected = request.form.get("expected", "")
-        if not filters.narrowed or not expected.isdigit() or int(expected) < 1:
-            raise Refusal(400, "Give a filter and confirm the count first.")
-        tally = parked.requeue(filters.selector(datetime.now(UTC)), limit=int(expected))
+        filters, selector, expected = _confirmed(parked)
+        tally = parked.requeue(selector, limit=expected)
+        surveys.clear()
         _log(tally, "requeue filtered")
         flash(_said(tally.done, tally.matched, tally.failed))
         return redirect(url_for("parked_list", **filters.fields(page=1)), 303)  # type: ignore[arg-type]
@@ -192,14 +227,58 @@ def _page(template: str, **values: object) -> str:
     return render_template(template, notices=get_flashed_messages(), **values)
 
 
-def _find(parked: ParkedQueue, ref: str) -> Parked:
-    if not re.fullmatch(r"[0-9a-f]{32}", ref):
+def _find(parked: ParkedQueue, ref: str) -> tuple[Parked, int]:
+    """The message named by ``ref`` and the most deliveries of the messages read (404: none)."""
+    if not REF.fullmatch(ref):
         abort(404)
     if not parked.available:
         raise BrokerProblem(parked.problem)
-    found = parked.find(ref)
+    found, most = parked.find(ref)
     if found is None:
         raise Refusal(404, "No such parked input: it may have been requeued or purged.")
+    return found, most
+
+
+def _confirmed(parked: ParkedQueue) -> tuple[Filters, Selector, int]:
+    """The form of a confirm page: its filters as typed, the selection it counted and the count.
+
+    The selection is the posted window (instants) and, when posted, the refs counted.
+
+    Raises:
+        Refusal: A form no confirm page posts.
+    """
+    from connector.bus.parked import Selector
+
+    try:
+        filters = Filters.parse(request.form)
+    except FilterError as error:
+        raise Refusal(400, str(error)) from None
+    expected = request.form.get("expected", "")
+    if not filters.narrowed or not COUNT.fullmatch(expected) or not 1 <= int(expected) <= MAX_SCAN:
+        raise Refusal(400, "Give a filter and confirm the count first.")
+    since, until = _instant(request.form.get("from", "")), _instant(request.form.get("to", ""))
+    refs = frozenset(request.form.getlist("ref"))
+    if until is None or len(refs) > MAX_REFS or not all(REF.fullmatch(ref) for ref in refs):
+        raise Refusal(400, "Confirm the count first: open the requeue page again.")
+    codes = frozenset({filters.code} if filters.code else ())
+    named = (lambda found: parked.ref(found) in refs) if refs else None
+    return filters, Selector(codes=codes, since=since, until=until, also=named), int(expected)
+
+
+def _instant(text: str) -> datetime | None:
+    """An instant a confirm page posted (ISO 8601 with an offset; empty: None).
+
+    Raises:
+        Refusal: Not one.
+    """
+    if not text:
+        return None
+    try:
+        found = datetime.fromisoformat(text) if len(text) <= MAX_TIME else None
+    except ValueError:
+        found = None
+    if found is None or found.tzinfo is None:
+        raise Refusal(400, "Confirm the count first: open the requeue page again.")
     return found
 
 

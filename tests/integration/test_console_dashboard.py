@@ -2,9 +2,13 @@
 
 The scraper reads what ``/metrics`` serves (``prometheus_client.generate_latest`` of a
 ``Metrics``), at times a test clock sets: rates per minute between scrapes, rejects by code,
-outbox, open encounters and the error counters; an endpoint that cannot be read is said.
+outbox, open encounters and the error counters; an endpoint that cannot be read is said (and
+kept as long as a good scrape), and one that hangs holds the one request scraping, not the others.
 """
 
+import socketserver
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +17,7 @@ from flask.testing import FlaskClient
 from prometheus_client import generate_latest
 
 from connector.console.app import create_app
-from connector.console.dashboard import FRESH, Scraper
+from connector.console.dashboard import FRESH, ScrapeError, Scraper
 from connector.console.reader import StateSource
 from connector.observability.metrics import Metrics
 from connector.observability.server import ObservabilityServer
@@ -104,3 +108,80 @@ def test_the_consumers_real_endpoint_is_read_and_an_unreachable_one_is_said(
     assert b"No metrics endpoint is configured" in none.data
     not_metrics = Scraper("http://x/", fetch=lambda _url: "<html>hello</html>").figures()
     assert not_metrics.problem.startswith("The consumer's metrics endpoint cannot be read just now (not Prometheus")
+
+
+class Junk(socketserver.BaseRequestHandler):
+    """Answers anything with bytes that are not HTTP."""
+
+    def handle(self) -> None:
+        self.request.recv(4096)
+        self.request.sendall(b"SSH-2.0-not-http\r\n\r\n")
+
+
+def test_an_endpoint_answering_other_than_http_is_said_not_a_500(source: StateSource, policy: Policy) -> None:
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Junk) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            page = client_over(source, policy, Scraper(f"http://127.0.0.1:{server.server_address[1]}/metrics")).get(
+                "/dashboard"
+            )
+        finally:
+            server.shutdown()
+    assert page.status_code == 503 and b"metrics endpoint cannot be read just now (BadStatusLine)" in page.data
+
+
+def test_a_failed_scrape_is_kept_as_long_as_a_good_one() -> None:
+    clock, calls = Clock(), []
+
+    def failing(url: str) -> str:
+        calls.append(url)
+        raise ScrapeError("URLError")
+
+    scraper = Scraper("http://consumer/metrics", clock, fetch=failing)
+    assert "(URLError)" in scraper.figures().problem
+    clock.now += FRESH / 2
+    assert "(URLError)" in scraper.figures().problem and len(calls) == 1
+    clock.now += FRESH
+    scraper.figures()
+    assert len(calls) == 2
+
+
+def test_while_one_request_waits_for_a_slow_endpoint_the_others_show_the_last_figures(
+    source: StateSource, policy: Policy
+) -> None:
+    metrics, clock = Metrics(), Clock()
+    metrics.encounters(4)
+    entered, release, hits = threading.Event(), threading.Event(), []
+    release.set()
+
+    class Slow(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.rfile.readline()
+            hits.append(1)
+            entered.set()
+            release.wait(10)
+            body = generate_latest(metrics.registry)
+            self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Slow) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        app = create_app(source, policy, metrics=Scraper(f"http://127.0.0.1:{server.server_address[1]}/m", clock))
+        try:
+            assert app.test_client().get("/dashboard").status_code == 200
+            entered.clear()
+            release.clear()
+            clock.now += FRESH
+            slow: list[int] = []
+            scraping = threading.Thread(target=lambda: slow.append(app.test_client().get("/dashboard").status_code))
+            scraping.start()
+            assert entered.wait(5)  # that request is scraping, and the endpoint holds it
+            began = time.monotonic()
+            pages = [app.test_client().get("/dashboard") for _ in range(5)]
+            assert time.monotonic() - began < 1.0 and len(hits) == 2  # none of them waited, none scraped
+            assert all(page.status_code == 200 and b'<dd id="open-encounters">4</dd>' in page.data for page in pages)
+            release.set()
+            scraping.join(10)
+            assert slow == [200]
+        finally:
+            release.set()
+            server.shutdown()
