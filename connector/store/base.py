@@ -8,7 +8,7 @@ of links and visits are in ``connector.store.visits``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,6 +78,10 @@ class Transaction(Protocol):
 
     def is_seen(self, dedup_key: str) -> bool:
         """Whether this input was already processed."""
+        ...
+
+    def seen(self, dedup_keys: Collection[str]) -> set[str]:
+        """Which of these inputs were already processed (``is_seen`` of many, in few queries)."""
         ...
 
     def mark_seen(self, dedup_key: str) -> None:
