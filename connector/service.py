@@ -153,12 +153,15 @@ class Service:
         """
         now = self.clock()
         with self.store.transaction() as tx:
-            groups, rejected = self._identify(tx, [tuple(group) for group in inputs])
+            given = [tuple(group) for group in inputs]
+            unresolved = tx.seen({r.dedup_key for group in given for r in group if r.unresolved is not None})
+            groups, rejected = self._identify(tx, given, unresolved)
             tx.lock(_encounter_keys(r for i, group in enumerate(groups) if i not in rejected for r in group))
-            attempt = self._attempt(tx, groups, rejected, now)
+            seen = tx.seen({r.dedup_key for group in groups for r in group})  # after the locks; marked at the end
+            attempt = self._attempt(tx, groups, rejected, now, seen)
             while isinstance(attempt, dict):  # each pass leaves out at least one more input
                 rejected.update(attempt)
-                attempt = self._attempt(tx, groups, rejected, now)
+                attempt = self._attempt(tx, groups, rejected, now, seen)
             for key in attempt.fresh:
                 tx.mark_seen(key)
             for settled in attempt.settled:
@@ -244,9 +247,11 @@ class Service:
         self._write(tx, settled, found.outcome, now, "recode")
 
     def _identify(
-        self, tx: Transaction, groups: list[tuple[ParsedRecord, ...]]
+        self, tx: Transaction, groups: list[tuple[ParsedRecord, ...]], seen: set[str]
     ) -> tuple[list[tuple[ParsedRecord, ...]], dict[int, Failure]]:
         """Key every record to its encounter (identity chain) and store what it teaches.
+
+        ``seen``: which unresolved records were already processed (they are not resolved again).
 
         Runs once per batch, before the encounter locks are taken, so that the encounters the
         chain resolves to are locked with the others. An input one of whose records names no
@@ -257,7 +262,7 @@ class Service:
         for index, group in enumerate(groups):
             keyed: list[ParsedRecord] = []
             for record in group:
-                if record.unresolved is not None and not tx.is_seen(record.dedup_key):
+                if record.unresolved is not None and record.dedup_key not in seen:
                     found = resolve(record, self.policy.site, tx, self.settings.identity_key)
                     if isinstance(found, Failure):
                         failures[index] = found
@@ -269,9 +274,17 @@ class Service:
         return keyed_groups, failures
 
     def _attempt(
-        self, tx: Transaction, groups: list[tuple[ParsedRecord, ...]], rejected: Mapping[int, Failure], now: float
+        self,
+        tx: Transaction,
+        groups: list[tuple[ParsedRecord, ...]],
+        rejected: Mapping[int, Failure],
+        now: float,
+        seen: set[str],
     ) -> _Attempt | dict[int, Failure]:
-        """Apply and settle every input not rejected (reads only); the inputs to leave out, if any."""
+        """Apply and settle every input not rejected (reads only); the inputs to leave out, if any.
+
+        ``seen``: the batch's dedup keys already processed before this transaction.
+        """
         outcome = Outcome()
         touched: dict[str, EncounterState] = {}
         owners: dict[str, set[int]] = {}  # encounter key → the inputs that changed it
@@ -281,7 +294,7 @@ class Service:
                 continue
             for record in group:
                 outcome.inputs += 1
-                if record.dedup_key in fresh or tx.is_seen(record.dedup_key):
+                if record.dedup_key in fresh or record.dedup_key in seen:
                     outcome.duplicates += 1
                     outcome.duplicate_keys.append(record.dedup_key)
                     continue
@@ -320,7 +333,7 @@ class Service:
         for event in record.encounter_events:
             state = self._state(tx, touched, event.encounter)
             encounter = guarded(CODING_FAILED, "encounter event", apply_event, state.encounter, event)
-            touched[state.ref.key] = replace(state, encounter=encounter, updated_at=now, failed="")
+            touched[state.ref.key] = EncounterState(state.ref, encounter, now, state.messages)  # failed cleared
             changed.add(state.ref.key)
             outcome.events += 1
         by_encounter: dict[str, list[Administration]] = {}
@@ -329,7 +342,7 @@ class Service:
         for key, admins in by_encounter.items():
             state = self._state(tx, touched, EncounterRef(key, key.rpartition("|")[2]))
             encounter = guarded(CODING_FAILED, "administrations", state.encounter.with_administrations, admins)
-            touched[key] = replace(state, encounter=encounter, updated_at=now, failed="")
+            touched[key] = EncounterState(state.ref, encounter, now, state.messages)  # failed cleared
             changed.add(key)
             outcome.administrations += len(admins)
         return changed

@@ -6,24 +6,25 @@ The adapters (fhir.resources), the service, the stores and tqdm are imported whe
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 import click
 
-from connector.adapters.archive import DEFAULT_MAX_BYTES, Record, read_records
+from connector.adapters.archive import DEFAULT_MAX_BYTES, read_records
 from connector.adapters.sanity import DEFAULT_WINDOW_TEXT, TimeWindow
 from connector.bootstrap import FORMATS, StoreOpenError, identity_key, local_zone, open_store, renderers
 from connector.cli.options import load_or_exit, mappings_option
+from connector.cli.replay_batch import close_all, code_batch, load_adapters
 from connector.cli.replay_io import batches, drain, exit_if_missing, open_output
-from connector.cli.replay_options import BATCH, ReplayOptions, fresh, keep, time_window
-from connector.cli.replay_report import ReplayReport, add, outcome_summary
+from connector.cli.replay_options import BATCH, ReplayOptions, fresh, time_window
+from connector.cli.replay_report import ReplayReport, outcome_summary
 from connector.cli.replay_settings import (
     CodingSettings,
     SettingsChanged,
@@ -32,11 +33,9 @@ from connector.cli.replay_settings import (
     remember,
     site_mappings,
 )
-from connector.cli.uncoded import report_uncoded
-from connector.model import ClaimType, EmitOn, ParsedRecord
+from connector.model import ClaimType, EmitOn
 
 if TYPE_CHECKING:
-    from connector.adapters.errors import AdapterError
     from connector.policy.model import Policy
     from connector.store.base import Store
 
@@ -105,6 +104,14 @@ REPLAY_SYNCHRONOUS = "NORMAL"
     callback=time_window,
     help="Accepted input times (HL7 and FHIR), FROM..TO (ISO dates, UTC): others are bad_timestamp rejects.",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes, each coding its own encounters (output: the same messages, grouped by worker). "
+    "An existing SQLite state, --diff-against and stdin run in one.",
+)
 @mappings_option
 def replay(
     paths: tuple[str, ...],
@@ -126,6 +133,7 @@ def replay(
     batch_size: int,
     max_bytes: int,
     time_window: TimeWindow,
+    jobs: int,
     mappings: Path | None,
 ) -> None:
     """Replay archived HL7 v2 / FHIR feeds (files, directories, - for stdin, .gz) and print the charges."""
@@ -153,10 +161,17 @@ def replay(
         batch_size=batch_size,
         max_bytes=max_bytes,
         window=time_window,
+        jobs=jobs,
     )
     settings = CodingSettings(str(site_zone), claim_type, payer.lower(), mappings_digest(site_mappings(mappings)))
     persistent = state not in (None, ":memory:") and diff_against is None  # see replay_io: append, sync
     is_fresh = fresh(options)
+    from connector.cli.replay_jobs import plan  # multiprocessing: imported when a replay runs
+
+    workers, why = plan(options, is_fresh)
+    if why:
+        click.echo(f"note: {why}", err=True)
+    options = replace(options, jobs=workers)
     with tempfile.TemporaryDirectory(prefix="ivpush-replay-") as scratch:
         try:
             store = _open_store(options, Path(scratch))
@@ -264,10 +279,13 @@ def _replay(
 ) -> ReplayReport:
     from tqdm import tqdm
 
-    from connector.adapters.dispatch import read_record
-    from connector.adapters.errors import AdapterError
     from connector.service import Service, ServiceSettings
 
+    if options.jobs > 1:
+        from connector.cli.replay_jobs import run_jobs
+
+        return run_jobs(options, policy, out, reject_file, store)
+    load_adapters()
     report = ReplayReport()
     settings = ServiceSettings(
         renderers([options.fmt]), options.emit_on, options.claim_type, options.payer, identity_key()
@@ -278,35 +296,12 @@ def _replay(
     progress = tqdm(unit=" records", disable=not sys.stderr.isatty(), file=sys.stderr)
     try:
         for batch in batches(read_records(options.paths, options.max_bytes), options.batch_size):
-            inputs: list[tuple[Record, list[ParsedRecord]]] = []
-            for record in batch:
-                report.records += 1
-                try:
-                    found = read_record(record, policy, options.zone, options.max_bytes, window=options.window)
-                except AdapterError as error:
-                    _reject(report, reject_file, record, record.position, error)
-                    continue
-                for part in found.rejects:  # a Bundle entry rejected on its own: the rest is kept
-                    _reject(report, reject_file, record, f"{record.position}#{part.part}", part.error)
-                kept = [keep(i, options.since, options.until, options.encounter) for i in found.records]
-                inputs.append((record, kept))
-            outcome = service.handle_inputs([parsed for _, parsed in inputs])
-            add(report.totals, report_uncoded(outcome, [r for r, _ in inputs], report.rejects, reject_file))
+            code_batch(batch, service, options, policy, report, reject_file)
             drain(store, out)
             progress.update(len(batch))
         if options.close_at_end:
-            add(report.totals, report_uncoded(service.close(), [], report.rejects, reject_file))
+            close_all(service, report, reject_file)
             drain(store, out)
     finally:
         progress.close()
     return report
-
-
-def _reject(
-    report: ReplayReport, reject_file: TextIO | None, record: Record, position: str, error: AdapterError
-) -> None:
-    """Count a reject and write its line (source, position, code, detail) to the rejects file."""
-    report.rejects[error.code] += 1
-    if reject_file:
-        entry = {"source": record.source, "position": position, "code": error.code, "detail": error.detail}
-        reject_file.write(json.dumps(entry) + "\n")

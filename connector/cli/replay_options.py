@@ -36,6 +36,7 @@ class ReplayOptions:
     batch_size: int = BATCH
     max_bytes: int = DEFAULT_MAX_BYTES
     window: TimeWindow = DEFAULT_WINDOW
+    jobs: int = 1  # worker processes (connector.cli.replay_jobs)
 
 
 def keep(record: ParsedRecord, since: datetime | None, until: datetime | None, encounter: str | None) -> ParsedRecord:
@@ -44,6 +45,8 @@ def keep(record: ParsedRecord, since: datetime | None, until: datetime | None, e
     What the record says besides its administrations and events (identity hints, placer order
     ids, a visit window) is kept: the service resolves identities from it.
     """
+    if since is None and until is None and encounter is None:
+        return record  # nothing to filter (most replays): the record as read
 
     def wanted_key(key: str) -> bool:
         return encounter is None or encounter in (key, key.rpartition("|")[2])

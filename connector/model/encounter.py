@@ -94,13 +94,22 @@ class Encounter:
         The result does not depend on the order the versions arrive in: for each id the
         largest ``version`` wins, and identical versions are broken by content fingerprint.
         """
-        current = {a.id: a for a in self.administrations}
+        held = self.administrations
+        current = {a.id: a for a in held}
+        known = len(current)  # ids added below come after these, in the dict's order
+        changed = False
         for admin in incoming:
-            held = current.get(admin.id)
-            if held is None or _precedence(admin) > _precedence(held):
+            before = current.get(admin.id)
+            if before is None or _precedence(admin) > _precedence(before):
                 current[admin.id] = admin
-        ordered = sorted(current.values(), key=lambda a: (a.start, a.id))
-        return replace(self, administrations=tuple(ordered))
+                changed = True
+        if not changed:
+            return self  # nothing newer arrived
+        values = list(current.values())
+        fresh = sorted(values[known:], key=_order)
+        if fresh and all(current[a.id] is a for a in held) and (not held or _order(fresh[0]) > _order(held[-1])):
+            return replace(self, administrations=held + tuple(fresh))  # only new ones, all after those held
+        return replace(self, administrations=tuple(sorted(values, key=_order)))
 
 
 def fingerprint(admin: Administration) -> str:
@@ -127,6 +136,10 @@ def fingerprint(admin: Administration) -> str:
             str(admin.ordered_minutes),
         )
     )
+
+
+def _order(admin: Administration) -> tuple[datetime, str]:
+    return (admin.start, admin.id)
 
 
 def _precedence(admin: Administration) -> tuple[str, str]:

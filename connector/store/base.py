@@ -9,7 +9,7 @@ review marks (an append-only audit trail). The merge rules of links and visits a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,6 +80,10 @@ class Transaction(Protocol):
 
     def is_seen(self, dedup_key: str) -> bool:
         """Whether this input was already processed."""
+        ...
+
+    def seen(self, dedup_keys: Collection[str]) -> set[str]:
+        """Which of these inputs were already processed (``is_seen`` of many, in few queries)."""
         ...
 
     def mark_seen(self, dedup_key: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -57,6 +57,10 @@ class MemoryTransaction:
     def is_seen(self, dedup_key: str) -> bool:
         """Whether this input was already processed."""
         return dedup_key in self._seen or dedup_key in self._data.seen
+
+    def seen(self, dedup_keys: Collection[str]) -> set[str]:
+        """Which of these inputs were already processed."""
+        return {key for key in dedup_keys if key in self._seen or key in self._data.seen}
 
     def mark_seen(self, dedup_key: str) -> None:
         """Remember an input as processed."""

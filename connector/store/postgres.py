@@ -15,8 +15,8 @@ plus what sharing a database between N consumer processes needs:
   (message_id, format).
 - **Few round trips.** ``lock`` reads the locked encounters' states and emitted lines in the
   same round trip as the locks (pipeline mode); writes are buffered in the transaction (later
-  reads see the buffer) and sent at commit in one pipeline. What remains per input is the
-  ``is_seen`` query (the Protocol asks one key at a time).
+  reads see the buffer) and sent at commit in one pipeline. Dedup keys are looked up once per
+  batch (``seen``, after the locks).
 - **One outbox, several relays.** Each consumer runs a relay on the shared outbox. Publishing a
   row twice is harmless (message ids are deterministic and downstream de-duplicates on them) but
   wasteful, so ``pending()`` *claims* what it returns: it picks unsent rows that are unclaimed,

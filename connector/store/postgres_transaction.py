@@ -5,7 +5,7 @@ See ``connector.store.postgres`` for the semantics (locking order, dedup, outbox
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -80,6 +80,15 @@ class PostgresTransaction(PostgresRecords):
         if dedup_key in self._seen_set:
             return True
         return self._conn.execute("SELECT 1 FROM seen WHERE dedup_key = %s", (dedup_key,)).fetchone() is not None
+
+    def seen(self, dedup_keys: Collection[str]) -> set[str]:
+        """Which of these inputs were already processed (one query)."""
+        found = {key for key in dedup_keys if key in self._seen_set}
+        rest = [key for key in dedup_keys if key not in found]
+        if rest:
+            rows = self._conn.execute("SELECT dedup_key FROM seen WHERE dedup_key = ANY(%s)", (rest,))
+            found.update(str(key) for (key,) in rows)
+        return found
 
     def mark_seen(self, dedup_key: str) -> None:
         """Remember an input as processed."""

@@ -11,7 +11,10 @@ Decoded states of recently used encounters stay in memory between transactions
 writes only the administrations that changed. The file is written through on every ``put``
 (the cache is never the only copy). The cache assumes this connection is the only writer;
 that is checked, not trusted: ``PRAGMA data_version`` moves when another connection
-committed, and the cache is then dropped at the start of the next transaction.
+committed, and the cache is then dropped at the start of the next transaction. Committed
+order links are kept too (``CACHED_LINKS``, dropped likewise): a link never changes once
+committed, so a message that names a linked order again needs no look-up. Dedup keys marked in
+a transaction are written together just before its commit.
 
 The schema and its migrations live in ``sqlite_schema``, the unit of work in
 ``sqlite_transaction`` (outcomes, history, order links, visits and meta: ``sqlite_records``,
@@ -32,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from connector.store.base import OutboxRow, Purged
+from connector.store.sqlite_merge import merge
 from connector.store.sqlite_schema import migrate
 from connector.store.sqlite_transaction import SqliteTransaction
 from connector.store.state_cache import DEFAULT_MAX_ADMINISTRATIONS, StateCache
@@ -39,6 +43,7 @@ from connector.store.state_cache import DEFAULT_MAX_ADMINISTRATIONS, StateCache
 # SQLite's page cache (default 2 MiB): the tables are written at scattered keys (encounter, then
 # administration id), and a larger cache keeps their interior pages resident. Counts in RSS.
 PAGE_CACHE_KIB = 32 * 1024
+CACHED_LINKS = 50_000  # committed order links kept to skip their look-ups (~100 bytes each)
 PURGE_BATCH = 5000  # rows deleted per transaction by ``purge`` (the write lock is held that long)
 PURGE_SEEN = "DELETE FROM seen WHERE dedup_key IN (SELECT dedup_key FROM seen WHERE seen_at < ? LIMIT ?)"
 PURGE_SENT = "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE sent = 1 AND sent_at < ? LIMIT ?)"
@@ -84,6 +89,7 @@ class SqliteStore:
         self.set_synchronous(synchronous)
         migrate(self._db)
         self._cache = StateCache(cache_administrations)
+        self._links: dict[str, str] = {}  # committed order links (they never change), oldest first
         self._data_version = self._foreign_changes()
 
     def set_synchronous(self, level: str) -> None:
@@ -115,13 +121,15 @@ class SqliteStore:
         (what the cache holds of them may be older than what was read and decoded meanwhile).
         """
         self._db.execute("BEGIN IMMEDIATE")
-        tx = SqliteTransaction(self._db, self._cache)
+        tx = SqliteTransaction(self._db, self._cache, self._links)
         try:
             version = self._foreign_changes()
             if version != self._data_version:  # another connection wrote the file: nothing cached holds
                 self._cache.clear()
+                self._links.clear()
                 self._data_version = version
             yield tx
+            tx.flush()
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:
@@ -130,6 +138,16 @@ class SqliteStore:
             raise
         for key, written in tx.written.items():
             self._cache.put(key, written)
+        self._links.update(tx.linked)
+        while len(self._links) > CACHED_LINKS:
+            del self._links[next(iter(self._links))]
+
+    def merge(self, shards: Iterable[Path]) -> None:
+        """Copy states that share no key with this one into it (``replay --jobs``; ``sqlite_merge``)."""
+        self._cache.clear()
+        self._links.clear()
+        merge(self._db, shards)
+        self._data_version = self._foreign_changes()
 
     def pending(self, limit: int = 1000) -> list[OutboxRow]:
         """Outbox rows not yet confirmed, oldest first."""

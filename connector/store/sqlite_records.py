@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 
 import orjson
@@ -40,13 +40,15 @@ def _text(value: datetime | None) -> str | None:
 class SqliteRecords:
     """The outcome, history, link, visit, meta and review half of ``SqliteTransaction``.
 
-    ``_linked`` holds the order links this transaction inserted (only those may still move to
-    a smaller encounter key; links committed before never change).
+    ``linked`` holds the order links this transaction inserted (only those may still move to
+    a smaller encounter key; links committed before never change, so ``committed``, links the
+    store saw committed, skips their look-ups and repeated inserts).
     """
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, committed: Mapping[str, str] | None = None) -> None:
         self._db = db
-        self._linked: dict[str, str] = {}
+        self._committed: Mapping[str, str] = committed if committed is not None else {}
+        self.linked: dict[str, str] = {}
 
     def outcomes(self, encounter_key: str) -> tuple[AdministrationOutcome, ...]:
         """The stored outcomes of an encounter, in the order put."""
@@ -93,22 +95,26 @@ class SqliteRecords:
         wanted: dict[str, str] = {}
         claim(wanted, order_ids, encounter_key)
         for order_id in sorted(wanted):
-            held = self._linked.get(order_id)
+            if order_id in self._committed:
+                continue  # linked before this transaction: the first link wins
+            held = self.linked.get(order_id)
             if held is None:
                 inserted = self._db.execute(
                     "INSERT OR IGNORE INTO order_links (order_id, encounter_key) VALUES (?, ?)",
                     (order_id, encounter_key),
                 ).rowcount
                 if inserted:
-                    self._linked[order_id] = encounter_key
+                    self.linked[order_id] = encounter_key
             elif encounter_key < held:
                 self._db.execute(
                     "UPDATE order_links SET encounter_key = ? WHERE order_id = ?", (encounter_key, order_id)
                 )
-                self._linked[order_id] = encounter_key
+                self.linked[order_id] = encounter_key
 
     def order_link(self, order_id: str) -> str | None:
         """The encounter an order id is linked to."""
+        if order_id in self._committed:
+            return self._committed[order_id]
         row = self._db.execute("SELECT encounter_key FROM order_links WHERE order_id = ?", (order_id,)).fetchone()
         return str(row[0]) if row else None
 

@@ -10,7 +10,7 @@ the commit returned. See ``connector.store.sqlite`` for the cache's validity rul
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -22,6 +22,8 @@ from connector.store.base import EncounterState, OutboxRow
 from connector.store.sqlite_records import SqliteRecords
 from connector.store.sqlite_records import dumps as _dumps
 from connector.store.state_cache import CachedState, StateCache
+
+SEEN_CHUNK = 500  # dedup keys per look-up (SQLite allows 32,766 parameters since 3.32, 999 before)
 
 
 def _order(admin: Administration) -> tuple[datetime, str]:
@@ -68,10 +70,11 @@ class SqliteTransaction(SqliteRecords):
     cache once it commits. Outcomes, history, links, visits and meta: ``SqliteRecords``.
     """
 
-    def __init__(self, db: sqlite3.Connection, cache: StateCache) -> None:
-        super().__init__(db)
+    def __init__(self, db: sqlite3.Connection, cache: StateCache, links: Mapping[str, str] | None = None) -> None:
+        super().__init__(db, links)
         self._cache = cache
         self._stored: dict[str, CachedState | None] = {}
+        self._marked: dict[str, None] = {}  # dedup keys marked seen, in order, until ``flush``
         self.written: dict[str, CachedState] = {}
 
     def lock(self, encounter_keys: Iterable[str]) -> None:
@@ -79,11 +82,30 @@ class SqliteTransaction(SqliteRecords):
 
     def is_seen(self, dedup_key: str) -> bool:
         """Whether this input was already processed."""
+        if dedup_key in self._marked:
+            return True
         return self._db.execute("SELECT 1 FROM seen WHERE dedup_key = ?", (dedup_key,)).fetchone() is not None
 
+    def seen(self, dedup_keys: Collection[str]) -> set[str]:
+        """Which of these inputs were already processed (a query per ``SEEN_CHUNK`` keys)."""
+        found = {key for key in dedup_keys if key in self._marked}
+        rest = [key for key in dedup_keys if key not in found]
+        for start in range(0, len(rest), SEEN_CHUNK):
+            chunk = rest[start : start + SEEN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT dedup_key FROM seen WHERE dedup_key IN ({marks})", chunk)  # noqa: S608
+            found.update(key for (key,) in rows)
+        return found
+
     def mark_seen(self, dedup_key: str) -> None:
-        """Remember an input as processed."""
-        self._db.execute("INSERT OR IGNORE INTO seen (dedup_key) VALUES (?)", (dedup_key,))
+        """Remember an input as processed (written with the others before the commit: ``flush``)."""
+        self._marked[dedup_key] = None
+
+    def flush(self) -> None:
+        """Write what is held back until the commit (the dedup keys marked), in one statement."""
+        if self._marked:
+            self._db.executemany("INSERT OR IGNORE INTO seen (dedup_key) VALUES (?)", ((k,) for k in self._marked))
+            self._marked.clear()
 
     def get(self, encounter_key: str) -> EncounterState | None:
         """An encounter's state, if known."""
@@ -160,7 +182,11 @@ class SqliteTransaction(SqliteRecords):
                 "INSERT OR REPLACE INTO administrations (encounter_key, admin_id, body) VALUES (?, ?, ?)",
                 [(key, a.id, _dumps(codec.administration_to_dict(a))) for a in changed],
             )
-        admins = tuple(sorted(stored.values(), key=_order))
+        sent = state.encounter.administrations  # sorted by (start, id), as a read sorts them
+        if len(sent) == len(stored) and all(a.id in stored for a in sent):
+            admins = tuple([stored[a.id] for a in sent])
+        else:
+            admins = tuple(sorted(stored.values(), key=_order))
         read_back = EncounterState(
             state.ref, replace(encounter, administrations=admins), float(state.updated_at), state.messages, state.failed
         )

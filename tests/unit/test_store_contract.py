@@ -87,6 +87,35 @@ def test_seen_keys_persist_across_transactions(store: Store) -> None:
         assert tx.is_seen("k")
 
 
+def test_seen_answers_for_many_keys_at_once_marks_of_this_transaction_included(store: Store) -> None:
+    many = [f"k{n}" for n in range(1203)]  # more than one look-up's worth
+    with store.transaction() as tx:
+        for key in many[::2]:
+            tx.mark_seen(key)
+    with store.transaction() as tx:
+        tx.mark_seen("k1")
+        assert tx.seen([*many, "other"]) == {*many[::2], "k1"}
+        assert tx.seen([]) == set()
+    with store.transaction() as tx:
+        assert tx.seen(["k1", "k3"]) == {"k1"}
+
+
+def test_committed_order_links_keep_their_encounter(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.link_orders(["o1"], "FAC|V2")
+    with store.transaction() as tx:
+        tx.link_orders(["o1", "o2"], "FAC|V1")  # o1 was linked before: the first link wins
+        assert (tx.order_link("o1"), tx.order_link("o2")) == ("FAC|V2", "FAC|V1")
+    with store.transaction() as tx:
+        assert (tx.order_link("o1"), tx.order_link("o2")) == ("FAC|V2", "FAC|V1")
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.link_orders(["o3"], "FAC|V9")
+        raise RuntimeError
+    with store.transaction() as tx:  # a link rolled back was never made
+        tx.link_orders(["o3"], "FAC|V3")
+        assert tx.order_link("o3") == "FAC|V3"
+
+
 def test_an_exception_rolls_the_whole_transaction_back(store: Store) -> None:
     with pytest.raises(RuntimeError), store.transaction() as tx:
         tx.mark_seen("k")
