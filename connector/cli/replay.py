@@ -19,7 +19,15 @@ import click
 
 from connector.adapters.archive import DEFAULT_MAX_BYTES, read_records
 from connector.adapters.sanity import DEFAULT_WINDOW_TEXT, TimeWindow
-from connector.bootstrap import FORMATS, StoreOpenError, identity_key, local_zone, open_store, renderers
+from connector.bootstrap import (
+    FORMATS,
+    POSTGRES_SCHEMES,
+    StoreOpenError,
+    identity_key,
+    local_zone,
+    open_store,
+    renderers,
+)
 from connector.cli.options import load_or_exit, mappings_option
 from connector.cli.replay_batch import close_all, code_batch, load_adapters
 from connector.cli.replay_io import batches, drain, exit_if_missing, open_output
@@ -177,11 +185,16 @@ def replay(
             store = _open_store(options, Path(scratch))
         except StoreOpenError as error:
             raise click.ClickException(str(error)) from error
+        new_state_file = options.jobs > 1 and is_fresh and _is_sqlite_file(options.state)
+        failed = True
         try:
             guard = (settings, recode, is_fresh)
             report = _run_checked(options, policy, store, guard, out_path, persistent, rejects_path)
+            failed = False
         finally:
             store.close()
+            if failed and new_state_file and options.state:
+                _discard(Path(options.state))  # a --jobs run into a new state leaves none when it fails
     click.echo(report.summary(), err=True)
     if strict and report.rejects:
         raise SystemExit(1)
@@ -305,3 +318,14 @@ def _replay(
     finally:
         progress.close()
     return report
+
+
+def _is_sqlite_file(state: str | None) -> bool:
+    """Whether the state is a SQLite file (not PostgreSQL, not in memory)."""
+    return bool(state) and state != ":memory:" and not str(state).startswith(POSTGRES_SCHEMES)
+
+
+def _discard(path: Path) -> None:
+    """Remove a SQLite state file and its journal files."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import sqlite3
 import sys
 import tempfile
 import time
@@ -96,7 +97,9 @@ def run_jobs(
     drain(store, out)  # what an interrupted run left unsent goes out first
     shared = (options.state or "").startswith(POSTGRES_SCHEMES)
     shards = assign(read_records(options.paths, options.max_bytes), options, policy, options.jobs)
-    with tempfile.TemporaryDirectory(prefix="ivpush-replay-jobs-") as scratch:
+    beside = Path(options.state).parent if options.state and not shared and options.state != ":memory:" else None
+    # the shard states are as large as the state: beside it, not in a /tmp that may be memory
+    with tempfile.TemporaryDirectory(prefix="ivpush-replay-jobs-", dir=beside) as scratch:
         directory = Path(scratch)
         failed = _run_workers(options, policy, shards, directory, out)
         if failed:
@@ -117,7 +120,11 @@ def run_jobs(
             if options.close_at_end:
                 close_all(_service(store, options, policy), report, reject_file)
         elif isinstance(store, SqliteStore):
-            store.merge(paths)
+            try:
+                store.merge(paths)
+            except sqlite3.Error as error:  # the class only: a driver's text may quote a value
+                why = f"merging the workers' states failed ({type(error).__name__}): run it again"
+                raise WorkerFailed(why) from error
         else:  # in memory: nothing to keep, each shard written out in turn
             for path in paths:
                 shard = SqliteStore(path, synchronous="NORMAL")

@@ -37,7 +37,12 @@ if TYPE_CHECKING:
 
 _LINE = re.compile(rb"[^\r\n]*")
 _FINDERS: dict[tuple[bytes, ...], re.Pattern[bytes]] = {}
-_UNSURE = (b"\x1b", b"\x00", b'"')  # ISO 2022 shifts, UTF-16, HL7 nulls: the adapter decides
+_UNSURE = (b"\x1b", b"\x00")  # ISO 2022 shifts, UTF-16: the adapter decides
+# Character sets (MSH-18) whose non-ASCII bytes are never ASCII: splitting the raw bytes on the
+# delimiters is then what the adapter does after decoding. Big5, GB 18030, Shift JIS … may put a
+# ``|`` or ``^`` byte inside a character: a message in any other set goes to the adapter.
+_BYTE_SAFE = re.compile(rb"|ASCII|UNICODE UTF-8|UTF-8|UNICODE|8859/[0-9]{1,2}", re.IGNORECASE)
+_NULL = b'""'  # HL7's explicit null: no value
 
 
 def assign(records: Iterable[Record], options: ReplayOptions, policy: Policy, jobs: int) -> bytearray:
@@ -100,13 +105,18 @@ def _hl7_tokens(data: bytes, fields: dict[bytes, tuple[int, ...]]) -> set[str] |
     separator, component, repetition, escape, sub = (data[i : i + 1] for i in range(3, 8))
     found: set[str] = set()
     header = _LINE.match(data)
+    if not data.isascii():
+        msh = header.group().split(separator) if header else []
+        charset = msh[17].split(repetition)[0].strip() if len(msh) > 17 else b""
+        if not _BYTE_SAFE.fullmatch(charset):
+            return None
     segments = [(b"MSH", header.group() if header else b"")]
     segments += _finder(fields, separator).findall(data)
     for name, segment in segments:
         values = segment.split(separator)  # MSH: [MSH, MSH-2, MSH-3, …]; others: [SEG-1, SEG-2, …] (name cut)
         for number in fields[name]:
             index = number - 1
-            if index >= len(values) or not values[index]:
+            if index >= len(values) or not values[index] or values[index] == _NULL:
                 continue
             raw = values[index]
             if not raw.isascii() or escape in raw or sub in raw:

@@ -160,7 +160,7 @@ def test_exit_codes_are_those_of_one_job(tmp_path: Path) -> None:
     assert bad.code == 2
 
 
-def test_a_worker_that_dies_stops_the_run_with_exit_1_and_writes_nothing(
+def test_a_worker_that_dies_stops_the_run_with_exit_1_and_leaves_no_state(
     tmp_path: Path, feeds: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if "fork" not in multiprocessing.get_all_start_methods():
@@ -179,9 +179,10 @@ def test_a_worker_that_dies_stops_the_run_with_exit_1_and_writes_nothing(
     assert result.exit_code == 1
     assert "worker 1 (exit code 3) of 2 failed: nothing was written" in result.output
     assert out.read_bytes() == b""
+    assert not state.exists() and not Path(f"{state}-wal").exists()  # the new state is removed
     monkeypatch.setattr(replay_jobs, "code_batch", coded)
     after = replay(tmp_path, "after", [feeds["hl7"]], "--state", str(state), "--jobs", "2")
-    assert after.code == 0  # the state was left empty: run again, it is coded whole
+    assert after.code == 0 and "ran as --jobs 1" not in after.stderr  # run again: in parallel, coded whole
     assert after.lines == replay(tmp_path, "one", [feeds["hl7"]]).lines
 
 

@@ -82,3 +82,23 @@ def test_unreadable_and_unscannable_records_are_placed_by_their_adapter(policy: 
     shifted = next(r for r in read_records([str(SAMPLES / "hl7" / "ras-o17-iso2022jp.hl7")]))
     assert replay_shards._hl7_tokens(shifted.data, replay_shards._hl7_fields(policy)) is None  # ISO 2022: adapter
     assert replay_shards.tokens(shifted, OPTIONS, policy, replay_shards._hl7_fields(policy))
+
+
+def test_a_message_in_a_set_that_may_hide_a_delimiter_in_a_character_goes_to_the_adapter(policy: Policy) -> None:
+    fields = replay_shards._hl7_fields(policy)
+    # Big5 U+541C is 0xCA 0x7C: its second byte is "|", which would shift PV1-19 by one field
+    body = "PID|1||MRN1\rPV1|1|E|ED^1^1^GENHOSP||||{name}||||||||||||V1001\r"
+    big5 = b"MSH|^~\\&|MAR|GENHOSP|||20260302||RAS^O17|C1|P|2.5.1||||||BIG-5\r" + body.format(name="\u541c").encode("big5")
+    assert b"|" in "\u541c".encode("big5")
+    assert replay_shards._hl7_tokens(big5, fields) is None
+    latin = b"MSH|^~\\&|MAR|GENHOSP|||20260302||RAS^O17|C1|P|2.5.1||||||8859/1\r" + body.format(name="é").encode(
+        "latin-1"
+    )
+    assert "V1001" in (replay_shards._hl7_tokens(latin, fields) or set())
+
+
+def test_an_explicit_null_is_no_value_and_no_reason_to_parse_in_full(policy: Policy) -> None:
+    fields = replay_shards._hl7_fields(policy)
+    message = b'MSH|^~\\&|MAR|GENHOSP|||20260302||RAS^O17|C1|P|2.5.1|""\rPID|1||MRN1||""\rPV1|1|E|||||||||||||||||""\r'
+    found = replay_shards._hl7_tokens(message, fields)
+    assert found is not None and '""' not in found and "MRN1" in found
