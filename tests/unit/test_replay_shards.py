@@ -88,7 +88,8 @@ def test_a_message_in_a_set_that_may_hide_a_delimiter_in_a_character_goes_to_the
     fields = replay_shards._hl7_fields(policy)
     # Big5 U+541C is 0xCA 0x7C: its second byte is "|", which would shift PV1-19 by one field
     body = "PID|1||MRN1\rPV1|1|E|ED^1^1^GENHOSP||||{name}||||||||||||V1001\r"
-    big5 = b"MSH|^~\\&|MAR|GENHOSP|||20260302||RAS^O17|C1|P|2.5.1||||||BIG-5\r" + body.format(name="\u541c").encode("big5")
+    header = b"MSH|^~\\&|MAR|GENHOSP|||20260302||RAS^O17|C1|P|2.5.1||||||"
+    big5 = header + b"BIG-5\r" + body.format(name="\u541c").encode("big5")
     assert b"|" in "\u541c".encode("big5")
     assert replay_shards._hl7_tokens(big5, fields) is None
     latin = b"MSH|^~\\&|MAR|GENHOSP|||20260302||RAS^O17|C1|P|2.5.1||||||8859/1\r" + body.format(name="é").encode(
