@@ -33,7 +33,7 @@ from connector.console.parked_queue import (
 )
 
 if TYPE_CHECKING:
-    from connector.bus.parked import Parked, Selector
+    from connector.bus.parked import Parked, Selector, Tally
 
 LOG = logging.getLogger("ivpush.console")
 PAGE = 50
@@ -210,10 +210,10 @@ def _said(done: int, matched: int, failed: int) -> str:
     return text + (f" {failed} not confirmed: still parked, try again." if failed else "")
 
 
-def _log(tally: object, action: str) -> None:
+def _log(tally: Tally, action: str) -> None:
     """One line: the action, who (user or token) and the counts."""
     by = "token" if security.actor() == security.TOKEN_ACTOR else "user"
-    counts = {name: getattr(tally, name) for name in ("matched", "done", "failed", "removed")}
+    counts = {"matched": tally.matched, "done": tally.done, "failed": tally.failed, "removed": tally.removed}
     LOG.info(
         "console: parked %s by %s: %d matched, %d requeued, %d failed, %d removed", action, by, *counts.values(),
         extra={"event": "parked_requeue", "by": by, **counts},
