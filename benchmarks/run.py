@@ -34,6 +34,7 @@ from benchmarks import (
     replay_bench,
     rules_bench,
     startup_bench,
+    targets,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -115,6 +116,8 @@ def main() -> None:
         print(
             f"rules: cost per administration, 200 vs 20 per encounter: x{rules['growth_per_administration_200_vs_20']}"
         )
+    report["targets"] = targets.evaluate(report)
+    targets.print_targets(report["targets"], args.quick)
     m = report["machine"]
     print(
         f"machine: {m['cores']} cores, load {m['load_average_at_start']} -> {m['load_average_at_end']}, "

@@ -1,25 +1,24 @@
 """The hostile corpus (``tests/hostile``): every input gets its documented safe outcome.
 
-Each file is replayed by the real command in its own process, so a traceback, a wrong exit
-code, an unexpected reject, a line on the wrong encounter or a PHI echo is seen as a user
-would see it. ``tests/hostile/README.md`` describes the expectations format.
+Each file is replayed by the real command in its own process (forked from the test process,
+``forked_cli``: the console script's entry point without the interpreter's start-up), so a
+traceback, a wrong exit code, an unexpected reject, a line on the wrong encounter or a PHI echo
+is seen as a user would see it. ``tests/hostile/README.md`` describes the expectations format.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from forked_cli import run_ivpush
 from phi_scan import PhiValue, sample_phi, scan
 
 CORPUS = Path(__file__).resolve().parents[1] / "hostile"
-IVPUSH = Path(sys.executable).parent / "ivpush"
 
 
 def _cases() -> list[Any]:
@@ -67,9 +66,9 @@ def net_lines(ndjson: bytes) -> tuple[dict[str, list[str]], dict[str, set[str]]]
 @pytest.mark.parametrize(("path", "spec"), CASES)
 def test_hostile_input_gets_its_safe_outcome(path: Path, spec: dict[str, Any], tmp_path: Path) -> None:
     out, rejects = tmp_path / "out.ndjson", tmp_path / "rejects.ndjson"
-    command = [str(IVPUSH), "replay", str(path), "--out", str(out), "--rejects", str(rejects)]
+    command = ["replay", str(path), "--out", str(out), "--rejects", str(rejects)]
     command += ["--zone", spec.get("zone", "America/New_York"), *map(str, spec.get("args", []))]
-    done = subprocess.run(command, capture_output=True, timeout=300, check=False)
+    done = run_ivpush(command, timeout=300)
     stderr = done.stderr.decode("utf-8", "replace")
     assert "Traceback" not in stderr, stderr[-3000:]
     assert done.returncode == spec.get("exit", 0), stderr[-3000:]

@@ -1,11 +1,14 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from connector.model import CodedValue, Coding
+from connector.policy import yamlfile
 from connector.policy.loader import load_policy
 from connector.policy.model import MethodKind, Policy, RouteKind
 from connector.policy.yamlfile import MappingError
+from connector.shipped import shipped_dir
 
 META = "meta: {name: x, reviewed: 2026-11-26, reference: test, effective_from: 2020-01-01}\n"
 DAY = __import__("datetime").date(2026, 3, 2)
@@ -124,3 +127,25 @@ def test_a_chargemaster_item_revenue_code_that_is_not_4_digits_is_refused_at_loa
     assert any(
         p.startswith(f"{tmp_path}/chargemaster.yaml:3: revenue_code must be 4 digits") for p in caught.value.problems
     ), caught.value.problems
+
+
+def test_the_line_loader_reads_every_shipped_file_as_pure_python_yaml_does_lines_included() -> None:
+    class PurePython(yaml.SafeLoader):
+        """The reference: PyYAML's own parser, with the same mapping constructor."""
+
+    PurePython.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, yamlfile._mapping_with_line)
+    files = sorted(shipped_dir("mappings", "mappings").rglob("*.yaml"))
+    assert len(files) > 10
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert yaml.load(text, Loader=yamlfile._LineLoader) == yaml.load(text, Loader=PurePython), path
+
+
+def test_a_yaml_error_names_the_line_whichever_parser_reads_it(tmp_path: Path) -> None:
+    bad_indent = "routes:\n  - code: IV\n   bad: indent\n  - code: IM\n"
+    (tmp_path / "routes.yaml").write_text(META + bad_indent, encoding="utf-8")
+    with pytest.raises(MappingError) as caught:
+        load_policy(tmp_path)
+    assert any(p.startswith(("routes.yaml:4:", f"{tmp_path}/routes.yaml:4:")) for p in caught.value.problems), (
+        caught.value.problems
+    )
