@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from connector.model.encounter import Encounter, PatientClass
 from connector.model.events import EncounterEvent, EncounterEventKind
@@ -40,7 +41,7 @@ def apply_event(encounter: Encounter, event: EncounterEvent) -> Encounter:
         encounter: The encounter before the event.
         event: The event.
     """
-    changed = encounter
+    changes: dict[str, Any] = {}  # one replace at the end: each field is set by one branch at most
     sent_class = (event.patient_class.value, event.location) if event.patient_class is not None else None
     held_class = (encounter.patient_class.value, encounter.location)
     unclassed = encounter.patient_class is PatientClass.UNKNOWN and encounter.class_at is None
@@ -48,43 +49,40 @@ def apply_event(encounter: Encounter, event: EncounterEvent) -> Encounter:
         (unclassed and not encounter.class_version)
         or _newer((event.at, event.version, sent_class), (encounter.class_at, encounter.class_version, held_class))
     ):
-        changed = replace(
-            changed,
+        changes.update(
             patient_class=event.patient_class or encounter.patient_class,
             class_at=event.at or encounter.class_at,
             class_version=event.version,
             location=event.location,
         )
     elif event.location and not encounter.location:
-        changed = replace(changed, location=event.location)
+        changes.update(location=event.location)
     if (
         event.kind is EncounterEventKind.CLASS_CHANGE
         and event.patient_class is PatientClass.INPATIENT
         and event.at is not None
         and (encounter.inpatient_from is None or event.at < encounter.inpatient_from)
     ):
-        changed = replace(changed, inpatient_from=event.at)
+        changes.update(inpatient_from=event.at)
     if event.payer_ids and _newer(
         (event.at, event.version, event.payer_ids), (encounter.payer_at, encounter.payer_version, encounter.payer_ids)
     ):
-        changed = replace(
-            changed, payer_ids=event.payer_ids, payer_at=event.at or encounter.payer_at, payer_version=event.version
-        )
+        changes.update(payer_ids=event.payer_ids, payer_at=event.at or encounter.payer_at, payer_version=event.version)
     if event.account and _newer(
         (event.at, event.version, (event.account,)),
         (encounter.account_at, encounter.account_version, (encounter.account,) if encounter.account else ()),
     ):
-        changed = replace(
-            changed, account=event.account, account_at=event.at or encounter.account_at, account_version=event.version
+        changes.update(
+            account=event.account, account_at=event.at or encounter.account_at, account_version=event.version
         )
     if event.encounter.facility and not encounter.facility:
-        changed = replace(changed, facility=event.encounter.facility)
+        changes.update(facility=event.encounter.facility)
     hint = event.class_hint
     if hint is not None and _HINT_RANK[hint] > _HINT_RANK[encounter.class_hint or PatientClass.UNKNOWN]:
-        changed = replace(changed, class_hint=hint)
+        changes.update(class_hint=hint)
     if event.kind is EncounterEventKind.CLOSE:
-        changed = replace(changed, closed=True)
-    return changed
+        changes.update(closed=True)
+    return replace(encounter, **changes) if changes else encounter
 
 
 Stamp = tuple[datetime | None, str, tuple[str, ...]]
