@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 
 from connector.adapters.errors import NotHL7, OversizeInput
-from connector.adapters.hl7v2.encoding import decode_text, syntax_of
+from connector.adapters.hl7v2.encoding import Syntax, decode_text, syntax_of
 from connector.adapters.hl7v2.segments import Message, Segment, is_plain
 
 MAX_BYTES = 1 << 20
@@ -20,6 +20,12 @@ MAX_BYTES = 1 << 20
 
 _BOM = b"\xef\xbb\xbf"
 _CHARSET_BYTES = 100
+_MEMO_LINE = 512  # longer lines are split every time: the memo must stay small
+_MEMO_SIZE = 4096  # segments; a full memo is emptied, never grown further
+# Segments a feed sends again, unchanged, with every administration of a visit or an order
+# (patient, visit, insurance, order and route); an RXA, OBX or NTE is new every time.
+_REPEATING = frozenset({"PID", "PD1", "PV1", "PV2", "IN1", "IN2", "ORC", "TQ1", "RXO", "RXE", "RXR"})
+_SEGMENTS: dict[tuple[str, Syntax], Segment] = {}
 
 
 def read_message(raw: bytes, max_bytes: int = MAX_BYTES) -> Message:
@@ -61,13 +67,26 @@ def read_message(raw: bytes, max_bytes: int = MAX_BYTES) -> Message:
     if bad is not None:
         raise NotHL7(f"line {text.count(chr(10), 0, bad.start()) + 2} is not a segment")
     _no_second_header(text)  # one scan when no second "MSH" occurs (the common case)
-    lines = [line for line in text.split("\n") if line and not line[0].isspace()]
     # One scan of everything after the header decides for all other segments whether they are
     # plain (see ``Segment``); a message with an escape anywhere has each segment checked alone.
     body = text.find("\n")
-    plain = True if body >= 0 and is_plain(text[body:], syntax) else None
-    segments = [Segment(lines[0], syntax)]
-    segments += [Segment(line, syntax, plain) for line in lines[1:]]
+    if body < 0:
+        return Message(syntax, (Segment(text, syntax),))
+    plain = True if is_plain(text[body:], syntax) else None
+    # The header line was checked above; blank and whitespace-only lines are skipped.
+    segments = [Segment(text[:body], syntax)]
+    memo = _SEGMENTS
+    for line in text[body + 1 :].split("\n"):
+        if not line or line[0].isspace():
+            continue
+        segment = memo.get((line, syntax))
+        if segment is None:
+            segment = Segment(line, syntax, plain)
+            if line[:3] in _REPEATING and len(line) <= _MEMO_LINE:
+                if len(memo) >= _MEMO_SIZE:
+                    memo.clear()
+                memo[line, syntax] = segment
+        segments.append(segment)
     return Message(syntax, tuple(segments))
 
 

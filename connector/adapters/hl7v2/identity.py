@@ -31,6 +31,10 @@ from connector.adapters.sanity import identifier
 from connector.model import EncounterRef, IdentityHints
 from connector.policy.site import SiteProfile
 
+_MEMO_TEXT = 1024  # longer PID+PV1 texts are read every time: the memo must stay small
+_MEMO_SIZE = 4096  # entries; a full memo is emptied, never grown further
+_memo: dict[tuple[object, ...], tuple[EncounterRef, str]] = {}
+
 
 def encounter_ref(
     pid: Segment | None, pv1: Segment | None, facility: str, site: SiteProfile, *, resolvable: bool
@@ -67,6 +71,36 @@ def encounter_ref(
     if not resolvable or site.rejects_unkeyed:
         raise MissingEncounterKey(f"none of {', '.join(site.field_steps) or 'the chain fields'} carries a number")
     return EncounterRef("", "", facility, patient_id, facility)
+
+
+def encounter_and_account(
+    pid: Segment | None, pv1: Segment | None, facility: str, site: SiteProfile, *, resolvable: bool
+) -> tuple[EncounterRef, str]:
+    """``encounter_ref`` and ``account_number``, remembered by the PID and PV1 texts.
+
+    A feed sends the same PID and PV1 with every administration of a visit, and reading the
+    identity chain is a large share of a short RAS. The result depends only on the two
+    segments' text and syntax, the facility, the site's chain and fallback, and
+    ``resolvable``, which make the key; the values are immutable. A failure is not
+    remembered: it is raised again, the same, on every message.
+
+    Raises:
+        BadIdentifier: As ``encounter_ref``.
+        MissingEncounterKey: As ``encounter_ref``.
+    """
+    pid_text = pid.text if pid else None
+    pv1_text = pv1.text if pv1 else None
+    syntax = pid.syntax if pid else pv1.syntax if pv1 else None
+    if len(pid_text or "") + len(pv1_text or "") > _MEMO_TEXT:
+        return encounter_ref(pid, pv1, facility, site, resolvable=resolvable), account_number(pid)
+    key = (pid_text, pv1_text, syntax, facility, site.identity_chain, site.fallback, resolvable)
+    found = _memo.get(key)
+    if found is None:
+        found = (encounter_ref(pid, pv1, facility, site, resolvable=resolvable), account_number(pid))
+        if len(_memo) >= _MEMO_SIZE:
+            _memo.clear()
+        _memo[key] = found
+    return found
 
 
 def account_number(pid: Segment | None) -> str:

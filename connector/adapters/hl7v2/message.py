@@ -20,7 +20,7 @@ from datetime import UTC, datetime, tzinfo
 from connector.adapters.errors import MissingField, UnsupportedMessageType, UnsupportedStructure
 from connector.adapters.hl7v2.framing import MAX_BYTES, read_message
 from connector.adapters.hl7v2.groups import primary_field
-from connector.adapters.hl7v2.identity import account_number, encounter_ref, identity_hints, patient_key, placer_ids
+from connector.adapters.hl7v2.identity import encounter_and_account, identity_hints, patient_key, placer_ids
 from connector.adapters.hl7v2.insurance import primary_payer_ids
 from connector.adapters.hl7v2.ras import SOURCE_KIND, RasReader
 from connector.adapters.hl7v2.segments import Message, Segment
@@ -101,13 +101,14 @@ def parse_hl7(
     sent_text = header[7]
     sent_at = clock.at(sent_text, "MSH-7") if sent_text else None
     pid, pv1 = message.first("PID"), message.first("PV1")
-    encounter = encounter_ref(pid, pv1, facility, site, resolvable=is_ras)
-    account = account_number(pid)
+    encounter, account = encounter_and_account(pid, pv1, facility, site, resolvable=is_ras)
     patient_class = _patient_class(pv1, policy)
     payer_ids = primary_payer_ids(message)
-    location = " ".join(pv1.value(3).split()) if pv1 else ""
+    department = pv1.value(3) if pv1 else ""
+    location = " ".join(department.split())
     dedup_key = f"{header[3]}|{facility}|{control_id}"
-    version = f"{clock.utc(sent_text, 'MSH-7') if sent_text else ''}|{control_id}"
+    sent_utc = clock.utc(sent_text, "MSH-7") if sent_text else ""
+    version = f"{sent_utc}|{control_id}"
     if not is_ras:
         evn = message.first("EVN")
         recorded = evn.value(2) if evn else ""
@@ -122,9 +123,9 @@ def parse_hl7(
         policy,
         clock,
         facility,
-        clock.utc(sent_text, "MSH-7") if sent_text else "",
+        sent_utc,
         encounter.key,
-        pv1.value(3) if pv1 else "",
+        department,
         SourceRef(SOURCE_KIND, control_id, position),
         primary_field(site.primary_hl7),
     )

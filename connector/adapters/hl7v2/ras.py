@@ -15,7 +15,7 @@ from functools import lru_cache
 from connector.adapters.errors import MissingField, UnknownStatus
 from connector.adapters.hl7v2.encoding import Syntax
 from connector.adapters.hl7v2.groups import Group, groups, is_primary, ordered_minutes
-from connector.adapters.hl7v2.segments import Message, components_of
+from connector.adapters.hl7v2.segments import Message, Segment, components_of
 from connector.adapters.hl7v2.timestamps import Clock
 from connector.model import (
     EMPTY,
@@ -38,6 +38,12 @@ _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)", re.ASCII)
 _NO_CONTEXTS: frozenset[str] = frozenset()
 _CACHED_FIELD_LENGTH = 512
 _RXA_FIELDS = 23  # RXA-0 … RXA-22: everything the adapter reads, split in one pass
+_MEMO_SIZE = 1024  # entries of each memo below; a full memo is emptied, never grown further
+_MAX_DOSE_TEXT = 32  # longer RXA-6 texts are not remembered
+_NO_ROUTE = (EMPTY, "", EMPTY)
+_ROUTES: dict[tuple[str, Syntax], tuple[CodedValue, str, CodedValue]] = {}
+_DOSES: dict[str, Decimal | None] = {}
+_UNREAD = Decimal("NaN")  # "not remembered": compared by identity, so never a stored dose
 
 
 class RasReader:
@@ -91,17 +97,13 @@ class RasReader:
         start = clock.at(start_text, "RXA-3", need_day=True)
         end_text = values[4]
         end = clock.at(end_text, "RXA-4", need_day=True) if end_text else None
-        syntax = rxa.syntax
-        drug = _coded_field(rxa.field(5), "", syntax)
+        drug = _coded_field(rxa.field(5), "", rxa.syntax)
         if drug.is_empty:
             raise MissingField("RXA-5 empty")
         entered = values[22]
-        dose_text = values[6]
-        route, site, method = EMPTY, "", EMPTY
-        if rxr is not None:
-            route = _coded_field(rxr.field(1), ROUTE_SYSTEM, syntax)
-            site = rxr.value(2)
-            method = _method(rxr.field(4), rxr.field(3), syntax)
+        route, site, method = _NO_ROUTE if rxr is None else _route(rxr)
+        # Only an order header longer than its ORC can hold a TQ1 (see ``ordered_minutes``).
+        has_header = group.header_end - group.order_at > 1 or group.order_at == 0
         return Administration(
             id=admin_id,
             encounter_key=self.encounter_key,
@@ -114,15 +116,15 @@ class RasReader:
             # an empty MSH-7 sorts before any dated version ('|' would sort after the digits)
             version=f"{self.sent_utc or '0000'}|{clock.utc(entered, 'RXA-22') if entered else ''}",
             site=site,
-            dose=Decimal(dose_text) if _NUMBER.fullmatch(dose_text) else None,
+            dose=_dose(values[6]),
             dose_unit=values[7],
-            ordered_minutes=ordered_minutes(message, group),
+            ordered_minutes=ordered_minutes(message, group) if has_header else None,
             has_rate=bool(values[12]),
             primary=self.primary is not None and is_primary(message, group, self.primary),
             contexts=_NO_CONTEXTS,
             department=self.department,
             source=self.source,
-            time_review=clock.review((("RXA-3", start_text), ("RXA-4", end_text))),
+            time_review=clock.review((("RXA-3", start_text), ("RXA-4", end_text))) if clock.ambiguous else "",
         )
 
 
@@ -140,6 +142,45 @@ def _status(sent: str, action: str, policy: Policy) -> AdminStatus:
     if status is None:
         raise UnknownStatus("RXA-20 not in the status mapping")
     return status
+
+
+def _route(rxr: Segment) -> tuple[CodedValue, str, CodedValue]:
+    """RXR-1 route, RXR-2 site and the RXR-4/RXR-3 method, remembered by the RXR text.
+
+    A feed sends a handful of distinct RXR segments; reading one is three cached field
+    lookups and an unescape, and the result is immutable. Long segments are read every time
+    (a hostile feed must not pin large strings).
+    """
+    text = rxr.text
+    if len(text) > _CACHED_FIELD_LENGTH:
+        return _route_of(rxr)
+    key = (text, rxr.syntax)
+    found = _ROUTES.get(key)
+    if found is None:
+        found = _route_of(rxr)
+        if len(_ROUTES) >= _MEMO_SIZE:
+            _ROUTES.clear()
+        _ROUTES[key] = found
+    return found
+
+
+def _route_of(rxr: Segment) -> tuple[CodedValue, str, CodedValue]:
+    syntax = rxr.syntax
+    route = _coded_field(rxr.field(1), ROUTE_SYSTEM, syntax)
+    return route, rxr.value(2), _method(rxr.field(4), rxr.field(3), syntax)
+
+
+def _dose(text: str) -> Decimal | None:
+    """RXA-6 as a number (None when it is not one), remembered: doses repeat across messages."""
+    dose = _DOSES.get(text, _UNREAD)  # one lookup: another thread may empty the memo meanwhile
+    if dose is not _UNREAD:
+        return dose
+    dose = Decimal(text) if _NUMBER.fullmatch(text) else None
+    if len(text) <= _MAX_DOSE_TEXT:
+        if len(_DOSES) >= _MEMO_SIZE:
+            _DOSES.clear()
+        _DOSES[text] = dose
+    return dose
 
 
 def _method(raw_method: str, raw_device: str, syntax: Syntax) -> CodedValue:

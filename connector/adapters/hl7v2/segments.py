@@ -31,17 +31,21 @@ class Segment:
                 repetition, subcomponent, escape or quote (checked once per message by
                 ``framing``); None: checked here.
         """
-        self.name = text[:3]
+        # Built for every line of every message: one split and five slot stores, with the
+        # MSH and the unknown-plainness cases off the common path.
+        fields = text.split(syntax.field)
+        name = self.name = text[:3]
         self.text = text
         self.syntax = syntax
-        fields = text.split(syntax.field)
-        if self.name == "MSH":
+        if name == "MSH":
             fields.insert(1, syntax.field)
-            text = text[4 + len(fields[2]) :]  # MSH-2 holds every delimiter by definition
-            plain = None
+            # MSH-2 holds every delimiter by definition: only what follows it can be plain
+            plain = is_plain(text[4 + len(fields[2]) :], syntax)
+        elif plain is None:
+            plain = is_plain(text, syntax)
         # Plain: no repetition, subcomponent, escape or quote anywhere after MSH-2, so a value
         # is its field up to the first component separator (the common shape).
-        self._plain = plain if plain is not None else is_plain(text, syntax)
+        self._plain = plain
         self._fields = fields
 
     def field(self, number: int) -> str:

@@ -35,7 +35,7 @@ def parse_dtm(text: str, zone: tzinfo, where: str, need_day: bool = False, notes
     # Sliced by hand rather than with a regex or strptime: this runs several times per
     # administration and was the largest single cost of a RAS after the model objects.
     tz = zone
-    if has_offset(text):
+    if len(text) >= 9 and text[-5] in "+-":  # has_offset, inlined
         tz = _ZONES.get(text[-5:]) or _offset_zone(text[-5:], where)
         text = text[:-5]
     if text.isascii() and text.isdigit():
@@ -81,10 +81,12 @@ def in_zone(moment: datetime, zone: tzinfo, where: str) -> datetime:
     """
     try:
         local = moment.astimezone(zone)
+        if type(zone) is timezone:  # already a fixed offset (checked first: the common case)
+            return local
         offset = local.utcoffset()
     except (OverflowError, ValueError) as error:
         raise BadTimestamp(f"{where} out of range") from error
-    if offset is None or type(zone) is timezone:  # already a fixed offset
+    if offset is None:
         return local
     fixed = _FIXED.get(offset)
     if fixed is None:
@@ -186,13 +188,15 @@ class Clock:
 
     def at(self, text: str, where: str, need_day: bool = False) -> datetime:
         """``parse_dtm`` of a DTM, once per text and precision."""
-        moment = self._moments.get((text, need_day))
+        key = (text, need_day)
+        moment = self._moments.get(key)
         if moment is None:
             notes: list[str] = []
-            moment = self.window.check(parse_dtm(text, self.zone, where, need_day, notes), where)
-            if self.convert and has_offset(text):
-                moment = in_zone(moment, self.zone, where)
-            self._moments[text, need_day] = moment
+            zone = self.zone
+            moment = self.window.check(parse_dtm(text, zone, where, need_day, notes), where)
+            if self.convert and len(text) >= 9 and text[-5] in "+-":  # has_offset, inlined
+                moment = in_zone(moment, zone, where)
+            self._moments[key] = moment
             if notes:
                 self.ambiguous[text] = notes[0].rpartition(" ")[2]
         return moment
