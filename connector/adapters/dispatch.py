@@ -43,8 +43,16 @@ def read_record(
     if record.oversize:
         raise OversizeInput(f"record larger than {max_bytes} bytes")
     if record.format == "hl7":
-        parsed = parse_hl7(record.data, policy, local_zone, record.position, max_bytes=max_bytes, window=window)
-        return _sourced(Parsed((parsed,)), record.source)
+        parsed = parse_hl7(
+            record.data,
+            policy,
+            local_zone,
+            record.position,
+            max_bytes=max_bytes,
+            window=window,
+            source_file=record.source,
+        )
+        return Parsed((parsed,))
     if record.format == "fhir":
         found = read_fhir(
             record.data, policy, record.position, max_bytes=max_bytes, window=window, local_zone=local_zone

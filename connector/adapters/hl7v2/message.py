@@ -57,6 +57,7 @@ def parse_hl7(
     *,
     max_bytes: int = MAX_BYTES,
     window: TimeWindow = DEFAULT_WINDOW,
+    source_file: str = "",
 ) -> ParsedRecord:
     r"""Read one HL7 v2 message into administrations and encounter events.
 
@@ -69,6 +70,7 @@ def parse_hl7(
         position: Where the message sits in its source (file offset, queue position).
         max_bytes: Inputs larger than this are rejected unread.
         window: Every time read (MSH-7, EVN-2, RXA-3/4/22, PV1-44/45) must fall inside it.
+        source_file: Where the message was read from (``SourceRef.file`` of its administrations).
 
     Returns:
         The administrations (RAS) and encounter events (RAS and ADT) the message carries, the
@@ -126,7 +128,7 @@ def parse_hl7(
         sent_utc,
         encounter.key,
         department,
-        SourceRef(SOURCE_KIND, control_id, position),
+        SourceRef(SOURCE_KIND, control_id, position, source_file),
         primary_field(site.primary_hl7),
     )
     administrations = reader.administrations(message)
