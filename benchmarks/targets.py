@@ -13,7 +13,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-Reading = tuple[float, str]  # the measured value, and where it comes from
+# The measured value, where it comes from, and a verdict that overrides the bound's (None: by
+# the bound): "indicative" for a figure at another size than the target names, "below" when
+# a zero-loss target lost messages.
+Reading = tuple[float, str, str | None]
 Reader = Callable[[dict[str, Any]], Iterator[Reading]]
 
 
@@ -24,8 +27,9 @@ class Target:
     number: str
     what: str
     bound: float
-    at_least: bool  # True: the measured value must be >= bound; False: <= bound
+    at_least: bool  # True: the measured value must be >= bound; False: below it (or at it, if inclusive)
     read: Reader
+    inclusive: bool = True  # an upper bound the value may equal ("<= 3 x"), or not ("< 300 MB")
 
 
 def _replay_rows(report: dict[str, Any], fmt: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -35,14 +39,20 @@ def _replay_rows(report: dict[str, Any], fmt: str) -> Iterator[tuple[str, dict[s
             yield name, row
 
 
+def _at(row: dict[str, Any], sizes: tuple[int, ...]) -> str | None:
+    """None when the row is of a size the target names, else "indicative"."""
+    return None if row.get("records") in sizes else "indicative"
+
+
 def _replay_to_parse(report: dict[str, Any]) -> Iterator[Reading]:
     for name, row in _replay_rows(report, "hl7"):
-        yield row["ratio_replay_to_parse"], f"{name}: replay/parse (cpu ratio {row['ratio_replay_to_parse_cpu']})"
+        source = f"{name}: replay/parse (cpu ratio {row['ratio_replay_to_parse_cpu']})"
+        yield row["ratio_replay_to_parse"], source, _at(row, (100_000, 1_000_000))
 
 
 def _replay_rss(report: dict[str, Any]) -> Iterator[Reading]:
     for name, row in _replay_rows(report, "hl7"):
-        yield row["replay"]["peak_rss_mb"], f"{name}: peak RSS, MB"
+        yield row["replay"]["peak_rss_mb"], f"{name}: peak RSS, MB", _at(row, (1_000_000,))
 
 
 def _fhir_replay_to_validation(report: dict[str, Any]) -> Iterator[Reading]:
@@ -51,27 +61,30 @@ def _fhir_replay_to_validation(report: dict[str, Any]) -> Iterator[Reading]:
         return
     for name, row in _replay_rows(report, "fhir"):
         rate = row["replay"]["records_per_s"]
-        yield round(rate / validate["per_s"], 3), f"{name}: replay {rate}/s / model_validate {validate['per_s']}/s"
+        source = f"{name}: replay {rate}/s / model_validate {validate['per_s']}/s"
+        yield round(rate / validate["per_s"], 3), source, _at(row, (100_000, 1_000_000))
 
 
 def _jobs_speedup(report: dict[str, Any]) -> Iterator[Reading]:
     for name, row in _replay_rows(report, "hl7"):
         jobs = row.get("replay_jobs")
         if jobs:
-            yield jobs["speedup_over_jobs_1"], f"{name}: --jobs {jobs['jobs']} on {jobs['cores']} cores"
+            source = f"{name}: --jobs {jobs['jobs']} on {jobs['cores']} cores"
+            yield jobs["speedup_over_jobs_1"], source, _at(row, (100_000,))
 
 
 def _startup(report: dict[str, Any]) -> Iterator[Reading]:
     for label, row in report.get("startup", {}).items():
         if isinstance(row, dict) and "target_times_baseline" in row:
-            yield row["times_baseline"], f"{label}: times `import click`"
+            yield row["times_baseline"], f"{label}: times `import click`", None
 
 
 def _bus(fmt: str, key: str) -> Reader:
     def read(report: dict[str, Any]) -> Iterator[Reading]:
         bus = report.get("bus", {})
         if key in bus:
-            yield bus[key], f"consume {fmt.upper()} (lost {bus.get(fmt, {}).get('lost', '?')})"
+            lost = bus.get(fmt, {}).get("lost")
+            yield bus[key], f"consume {fmt.upper()} (lost {lost})", "below" if lost else None
 
     return read
 
@@ -79,24 +92,24 @@ def _bus(fmt: str, key: str) -> Reader:
 def _bus_latency(report: dict[str, Any]) -> Iterator[Reading]:
     latency = report.get("bus", {}).get("hl7", {}).get("latency")
     if latency:
-        yield latency["p99_ms"], f"p99 ms at {latency.get('fraction_of_max', 0.5):.0%} load (reported, no bound)"
+        yield latency["p99_ms"], f"p99 ms at {latency.get('fraction_of_max', 0.5):.0%} load (reported, no bound)", None
 
 
 def _rules(report: dict[str, Any]) -> Iterator[Reading]:
     row = report.get("rules", {}).get("rules_20")
     if row:
-        yield row["ratio_to_baseline"], "evaluate at 20 adm/encounter / sort + resolve"
+        yield row["ratio_to_baseline"], "evaluate at 20 adm/encounter / sort + resolve", None
 
 
 def _parse_hl7(report: dict[str, Any]) -> Iterator[Reading]:
     row = report.get("adapters", {}).get("hl7", {}).get("ivpush parse_hl7")
     if row and "ratio_to_floor" in row:
-        yield row["ratio_to_floor"], "parse_hl7 / bare split"
+        yield row["ratio_to_floor"], "parse_hl7 / bare split", None
 
 
 TARGETS = (
     Target("1", "replay HL7, SQLite state, >= 0.6 x its parse step (100k, 1M)", 0.6, True, _replay_to_parse),
-    Target("1", "replay HL7 peak RSS < 300 MB at 1M records", 300, False, _replay_rss),
+    Target("1", "replay HL7 peak RSS < 300 MB at 1M records", 300, False, _replay_rss, inclusive=False),
     Target("1", "replay FHIR >= 0.8 x fhir.resources validation alone", 0.8, True, _fhir_replay_to_validation),
     Target("2", "replay --jobs 2 >= 1.7 x --jobs 1 at 100k records", 1.7, True, _jobs_speedup),
     Target("3", "ivpush --version / replay --help <= 3 x `import click`", 3.0, False, _startup),
@@ -120,7 +133,7 @@ def verdict(target: Target, value: float) -> str:
         return "reported"
     if target.at_least:
         return "meets" if value >= target.bound else "below"
-    return "meets" if value <= target.bound else "above"
+    return "meets" if value < target.bound or (target.inclusive and value == target.bound) else "above"
 
 
 def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -130,14 +143,14 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
         readings = list(target.read(report))
         if not readings:
             out.append({"target": target.number, "what": target.what, "verdict": "not measured", "measured": None})
-        for value, source in readings:
+        for value, source, override in readings:
             out.append(
                 {
                     "target": target.number,
                     "what": target.what,
                     "measured": value,
                     "source": source,
-                    "verdict": verdict(target, value),
+                    "verdict": override or verdict(target, value),
                 }
             )
     return out

@@ -91,6 +91,7 @@ def run_jobs(
     """
     from connector.cli.replay_shards import assign
     from connector.store.sqlite import SqliteStore
+    from connector.store.sqlite_merge import ShardMismatch
 
     load_adapters()  # before the workers are forked: they inherit them
     report = ReplayReport()
@@ -122,6 +123,8 @@ def run_jobs(
         elif isinstance(store, SqliteStore):
             try:
                 store.merge(paths)
+            except ShardMismatch as error:  # our own text: names a shard file and tables, no value
+                raise WorkerFailed(f"merging the workers' states failed: {error}") from error
             except sqlite3.Error as error:  # the class only: a driver's text may quote a value
                 why = f"merging the workers' states failed ({type(error).__name__}): run it again"
                 raise WorkerFailed(why) from error

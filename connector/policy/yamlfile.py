@@ -114,7 +114,17 @@ def read(path: Path, problems: Problems, shipped_root: Path) -> MappingFile | No
     """Parse a mapping file and check its metadata (reviewed, dated, sourced)."""
     label = display_name(path, shipped_root)
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        text = path.read_text(encoding="utf-8")
+        tab = text.find("\t")
+        if tab >= 0:  # libyaml takes some tabs PyYAML's own parser refuses: refused here, whichever reads
+            problems.add(
+                f"{label}:{text.count(chr(10), 0, tab) + 1}", "a tab character: indent and separate with spaces"
+            )
+            return None
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except UnicodeDecodeError:
+        problems.add(f"{label}:1", "not UTF-8 text")
+        return None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1

@@ -4,13 +4,16 @@ Each worker of a replay codes its own encounters into a state file of its own; t
 no encounter, dedup key, order link or visit (``connector.cli.replay_shards``). ``merge`` copies
 each shard's rows into the target in one transaction per shard, outbox rows in their order
 (they get new sequence numbers after those held) and as they were (pending or sent). A key
-held twice is an error (``sqlite3.IntegrityError``) and rolls that shard back.
+held twice is an error (``sqlite3.IntegrityError``) and rolls that shard back; a shard of
+another schema version, or with a table the merge does not know, stops it before anything is
+copied (``ShardMismatch``).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 TABLES = ("seen", "encounters", "administrations", "emitted", "outcomes", "history", "order_links", "visits")
@@ -21,29 +24,30 @@ NOT_MERGED = {
     "meta": "the settings the state was coded under: the parent records them",
     "reviews": "written by the review console, never by a replay",
     "outbox": "copied apart, in its order",
-    "sqlite_sequence": "SQLite's own",
-}
+}  # and SQLite's own tables (sqlite_sequence, sqlite_stat1, ...)
+
+
+class ShardMismatch(ValueError):
+    """A shard cannot be merged: another schema version, or a table the merge does not know."""
 
 
 def merge(db: sqlite3.Connection, shards: Iterable[Path]) -> None:
     """Copy every shard's state into ``db`` (autocommit mode; the schemas must be the same version).
 
+    Every shard is checked before any is copied, so a mismatch leaves the target as it was.
+
     Raises:
-        ValueError: A shard's schema version is not the target's, or it holds a table that is
-            neither merged (``TABLES``, the outbox) nor left out for a reason (``NOT_MERGED``).
+        ShardMismatch: A shard's schema version is not the target's, or it holds a table that
+            is neither merged (``TABLES``, the outbox) nor left out for a reason (``NOT_MERGED``).
         sqlite3.IntegrityError: A shard holds a key the target already holds.
     """
     version = db.execute("SELECT version FROM main.schema_version").fetchone()[0]
-    for path in shards:
-        db.execute("ATTACH DATABASE ? AS shard", (str(path),))
-        try:
-            held = db.execute("SELECT version FROM shard.schema_version").fetchone()[0]
-            if held != version:
-                raise ValueError(f"shard {path.name} has schema version {held}, the state {version}")
-            tables = {row[0] for row in db.execute("SELECT name FROM shard.sqlite_master WHERE type = 'table'")}
-            unknown = sorted(tables - set(TABLES) - set(NOT_MERGED))
-            if unknown:
-                raise ValueError(f"shard {path.name} holds tables the merge does not know: {', '.join(unknown)}")
+    paths = list(shards)
+    for path in paths:
+        with _attached(db, path):
+            _check(db, path, version)
+    for path in paths:
+        with _attached(db, path):
             db.execute("BEGIN IMMEDIATE")
             try:
                 for table in (*TABLES, "outbox"):
@@ -58,5 +62,22 @@ def merge(db: sqlite3.Connection, shards: Iterable[Path]) -> None:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-        finally:
-            db.execute("DETACH DATABASE shard")
+
+
+def _check(db: sqlite3.Connection, path: Path, version: int) -> None:
+    held = db.execute("SELECT version FROM shard.schema_version").fetchone()[0]
+    if held != version:
+        raise ShardMismatch(f"shard {path.name} has schema version {held}, the state {version}")
+    tables = {row[0] for row in db.execute("SELECT name FROM shard.sqlite_master WHERE type = 'table'")}
+    unknown = sorted(t for t in tables - set(TABLES) - set(NOT_MERGED) if not t.startswith("sqlite_"))
+    if unknown:
+        raise ShardMismatch(f"shard {path.name} holds tables the merge does not know: {', '.join(unknown)}")
+
+
+@contextmanager
+def _attached(db: sqlite3.Connection, path: Path) -> Iterator[None]:
+    db.execute("ATTACH DATABASE ? AS shard", (str(path),))
+    try:
+        yield
+    finally:
+        db.execute("DETACH DATABASE shard")

@@ -19,18 +19,23 @@ def test_every_table_of_the_schema_is_merged_or_left_out_for_a_stated_reason(tmp
     assert set(sqlite_merge.TABLES) <= tables
 
 
-def test_a_shard_with_a_table_the_merge_does_not_know_stops_it_before_anything_is_copied(tmp_path: Path) -> None:
-    target, shard = tmp_path / "state.db", tmp_path / "shard.db"
-    for path in (target, shard):
+def test_a_shard_with_a_table_the_merge_does_not_know_stops_it_before_any_shard_is_copied(tmp_path: Path) -> None:
+    target, good, odd = tmp_path / "state.db", tmp_path / "shard-0.db", tmp_path / "shard-1.db"
+    for path in (target, good, odd):
         SqliteStore(str(path)).close()
-    with sqlite3.connect(shard) as db:
+    for path, key in ((good, "a"), (odd, "b")):
+        with sqlite3.connect(path) as db:
+            db.execute("INSERT INTO seen (dedup_key) VALUES (?)", (key,))
+    with sqlite3.connect(odd) as db:
         db.execute("CREATE TABLE later_migration (key TEXT PRIMARY KEY)")
-        db.execute("INSERT INTO seen (dedup_key) VALUES ('x')")
+        db.execute("ANALYZE")  # SQLite's own sqlite_stat1: not in the way
     store = SqliteStore(str(target))
     try:
-        with pytest.raises(ValueError, match="holds tables the merge does not know: later_migration"):
-            store.merge([shard])
+        with pytest.raises(
+            sqlite_merge.ShardMismatch, match=r"shard-1\.db holds tables the merge does not know: later_migration$"
+        ):
+            store.merge([good, odd])
     finally:
         store.close()
     with sqlite3.connect(target) as db:
-        assert db.execute("SELECT count(*) FROM seen").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM seen").fetchone()[0] == 0  # not even the good shard

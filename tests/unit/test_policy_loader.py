@@ -149,3 +149,19 @@ def test_a_yaml_error_names_the_line_whichever_parser_reads_it(tmp_path: Path) -
     assert any(p.startswith(("routes.yaml:4:", f"{tmp_path}/routes.yaml:4:")) for p in caught.value.problems), (
         caught.value.problems
     )
+
+
+@pytest.mark.parametrize("body", ["routes:\n  - code: IV\t\n", "routes: [IV,\tIM]\n", "routes:\n  - text: iv\tpush\n"])
+def test_a_tab_anywhere_is_refused_with_its_line_whichever_yaml_parser_would_take_it(tmp_path: Path, body: str) -> None:
+    (tmp_path / "routes.yaml").write_text(META + body, encoding="utf-8")
+    with pytest.raises(MappingError) as caught:
+        load_policy(tmp_path)
+    line = 1 + (META + body)[: (META + body).index("\t")].count("\n")
+    assert caught.value.problems == [f"{tmp_path}/routes.yaml:{line}: a tab character: indent and separate with spaces"]
+
+
+def test_a_file_that_is_not_utf8_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "routes.yaml").write_bytes(META.encode() + "texts: [intraveineuse \xe9]\n".encode("latin-1"))
+    with pytest.raises(MappingError) as caught:
+        load_policy(tmp_path)
+    assert caught.value.problems == [f"{tmp_path}/routes.yaml:1: not UTF-8 text"]

@@ -20,8 +20,14 @@ MAX_BYTES = 1 << 20
 
 _BOM = b"\xef\xbb\xbf"
 _CHARSET_BYTES = 100
-_MEMO_LINE = 512  # longer lines are split every time: the memo must stay small
-_MEMO_SIZE = 4096  # segments; a full memo is emptied, never grown further
+# The memo must stay small whatever a feed sends: only ASCII lines of at most 512 characters and
+# 64 fields are kept (~5 KB each at worst), at most 2048 of them (~10 MB; a real feed's PID,
+# PV1, IN1, ORC and RXR lines take a few hundred bytes), and a full memo is emptied, never grown.
+# It holds patient segments (PHI) in memory for as long as the process runs, as the state does;
+# nothing reads it but this module.
+_MEMO_LINE = 512
+_MEMO_FIELDS = 64
+_MEMO_SIZE = 2048
 # Segments a feed sends again, unchanged, with every administration of a visit or an order
 # (patient, visit, insurance, order and route); an RXA, OBX or NTE is new every time.
 _REPEATING = frozenset({"PID", "PD1", "PV1", "PV2", "IN1", "IN2", "ORC", "TQ1", "RXO", "RXE", "RXR"})
@@ -82,7 +88,12 @@ def read_message(raw: bytes, max_bytes: int = MAX_BYTES) -> Message:
         segment = memo.get((line, syntax))
         if segment is None:
             segment = Segment(line, syntax, plain)
-            if line[:3] in _REPEATING and len(line) <= _MEMO_LINE:
+            if (
+                line[:3] in _REPEATING
+                and len(line) <= _MEMO_LINE
+                and line.isascii()
+                and line.count(syntax.field) < _MEMO_FIELDS
+            ):
                 if len(memo) >= _MEMO_SIZE:
                     memo.clear()
                 memo[line, syntax] = segment
