@@ -9,7 +9,7 @@ from benchmarks import targets
 
 def _report() -> dict[str, Any]:
     replay_row = {
-        "records": 100_000,
+        "records": 100_029,  # an archive of 100,000 records ends with a few discharges
         "replay": {"records_per_s": 2_000, "peak_rss_mb": 120.0},
         "ratio_replay_to_parse": 0.41,
         "ratio_replay_to_parse_cpu": 0.45,
@@ -29,7 +29,7 @@ def _report() -> dict[str, Any]:
             "startup_method": "text, not a row",
             "hl7_100000": replay_row,
             "fhir_100000": {**replay_row, "replay": {"records_per_s": 3_000, "peak_rss_mb": 90.0}},
-            "hl7_1000000": {**replay_row, "records": 1_000_000, "ratio_replay_to_parse": 0.62},
+            "hl7_1000000": {**replay_row, "records": 1_000_004, "ratio_replay_to_parse": 0.62},
         },
         "bus": {"skipped": "no node"},
     }
@@ -49,7 +49,8 @@ def test_every_target_has_an_entry_and_a_verdict_from_the_report() -> None:
     verdicts = {what: [e["verdict"] for e in rows] for what, rows in entries.items()}
     assert verdicts["replay HL7, SQLite state, >= 0.6 x its parse step (100k, 1M)"] == ["below", "meets"]
     assert verdicts["replay HL7 peak RSS < 300 MB at 1M records"] == ["indicative", "meets"]  # 100k, 1M
-    assert verdicts["replay --jobs 2 >= 1.7 x --jobs 1 at 100k records"] == ["meets", "indicative"]
+    jobs = verdicts["replay --jobs 2 >= 1.7 x --jobs 1 at 100k records"]
+    assert jobs == ["meets", "indicative", "meets"]  # hl7 100k, hl7 1M, fhir 100k
     assert verdicts["ivpush --version / replay --help <= 3 x `import click`"] == ["meets"]
     assert verdicts["rules >= 0.25 x sort + resolve at 20 adm/encounter"] == ["below"]
     assert verdicts["parse_hl7 >= 0.12 x bare split"] == ["meets"]
