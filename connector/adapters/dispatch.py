@@ -14,7 +14,6 @@ from datetime import tzinfo
 
 from connector.adapters.archive import Record
 from connector.adapters.errors import NotHL7, OversizeInput
-from connector.adapters.fhir import read_fhir
 from connector.adapters.hl7v2 import parse_hl7
 from connector.adapters.result import Parsed
 from connector.adapters.sanity import DEFAULT_WINDOW, TimeWindow
@@ -54,6 +53,10 @@ def read_record(
         )
         return Parsed((parsed,))
     if record.format == "fhir":
+        # Imported at the first FHIR record: fhir.resources and the validation warm-up take
+        # ~0.5 s, which an HL7-only replay or consumer no longer pays at start.
+        from connector.adapters.fhir import read_fhir  # noqa: PLC0415 - on the first FHIR record (#15)
+
         found = read_fhir(
             record.data, policy, record.position, max_bytes=max_bytes, window=window, local_zone=local_zone
         )

@@ -24,9 +24,17 @@ if TYPE_CHECKING:
     from connector.service import Service
 
 
-def load_adapters() -> None:
-    """Import the adapters (fhir.resources: a second or more) now, with the start-up, not in the first batch."""
+def load_adapters(fhir: bool = False) -> None:
+    """Import the adapters now, with the start-up, not in the first batch.
+
+    Args:
+        fhir: Also the FHIR adapter (fhir.resources and its warm-up, ~0.5 s), which ``dispatch``
+            otherwise imports at the first FHIR record: for ``--jobs`` workers, forked after
+            this, so that they inherit it instead of each importing it.
+    """
     importlib.import_module("connector.adapters.dispatch")
+    if fhir:
+        importlib.import_module("connector.adapters.fhir")
 
 
 def code_batch(

@@ -93,7 +93,7 @@ def run_jobs(
     from connector.store.sqlite import SqliteStore
     from connector.store.sqlite_merge import ShardMismatch
 
-    load_adapters()  # before the workers are forked: they inherit them
+    load_adapters(fhir=True)  # before the workers are forked: they inherit them
     report = ReplayReport()
     drain(store, out)  # what an interrupted run left unsent goes out first
     shared = (options.state or "").startswith(POSTGRES_SCHEMES)

@@ -138,3 +138,16 @@ def test_the_group_help_lists_the_commands_as_click_would_with_them_imported(wid
 
     assert commands_section(lazy) == commands_section(eager)
     assert lazy.commands == {}  # listed without importing any
+
+
+def test_the_record_dispatch_imports_the_fhir_adapter_only_for_a_fhir_record() -> None:
+    """An HL7-only replay or consumer does not pay for fhir.resources (~0.5 s) at start."""
+    probe = (
+        "import json, sys\n"
+        "from connector.adapters.dispatch import read_record\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert "connector.adapters.hl7v2" in loaded
+    assert not loaded & {"connector.adapters.fhir", "fhir", "fhir_core", "pydantic"}
