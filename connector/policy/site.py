@@ -29,6 +29,12 @@ def _field_steps(chain: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(s for s in chain if s in FIELD_STEPS)
 
 
+@lru_cache(maxsize=16)
+def _service_steps(chain: tuple[str, ...]) -> tuple[str, ...]:
+    """The service steps of an identity chain (read for every HL7 message: cached)."""
+    return tuple(s for s in chain if s in SERVICE_STEPS)
+
+
 _PRIMARY = re.compile(
     r"^(?P<segment>[A-Z][A-Z0-9]{2})-(?P<field>[1-9][0-9]*)(?:\.(?P<component>[1-9][0-9]*))?(?:=(?P<value>.+))?$"
 )
@@ -144,7 +150,7 @@ class SiteProfile:
     @property
     def service_steps(self) -> tuple[str, ...]:
         """The service steps of the chain (``order``, ``visit``), in order."""
-        return tuple(s for s in self.identity_chain if s in SERVICE_STEPS)
+        return _service_steps(self.identity_chain)
 
     @property
     def rejects_unkeyed(self) -> bool:

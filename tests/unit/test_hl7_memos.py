@@ -26,10 +26,8 @@ HL7_FILES = sorted(path for folder in HL7_FOLDERS for path in folder.glob("*.hl7
 
 @pytest.fixture(autouse=True)
 def _empty_memos() -> None:
-    framing._SEGMENTS.clear()
-    identity._memo.clear()
-    ras._ROUTES.clear()
-    ras._DOSES.clear()
+    for cached in (framing._repeating_segment, identity._identity_of, ras._route_of_text, ras._number):
+        cached.cache_clear()
 
 
 def _messages() -> list[bytes]:

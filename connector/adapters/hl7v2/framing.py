@@ -20,18 +20,16 @@ MAX_BYTES = 1 << 20
 
 _BOM = b"\xef\xbb\xbf"
 _CHARSET_BYTES = 100
-# The memo must stay small whatever a feed sends: only ASCII lines of at most 512 characters and
-# 64 fields are kept (~5 KB each at worst), at most 2048 of them (~10 MB; a real feed's PID,
-# PV1, IN1, ORC and RXR lines take a few hundred bytes), and a full memo is emptied, never grown.
-# It holds patient segments (PHI) in memory for as long as the process runs, as the state does;
-# nothing reads it but this module.
+# The segment cache must stay small whatever a feed sends: only ASCII lines of at most 512
+# characters and 64 fields are kept (~5 KB each at worst), the 2048 most recent (~10 MB; a real
+# feed's PID, PV1, IN1, ORC and RXR lines take a few hundred bytes). It holds patient segments
+# (PHI) in memory for as long as the process runs, as the state does; nothing reads it but this
+# module.
 _MEMO_LINE = 512
 _MEMO_FIELDS = 64
-_MEMO_SIZE = 2048
 # Segments a feed sends again, unchanged, with every administration of a visit or an order
 # (patient, visit, insurance, order and route); an RXA, OBX or NTE is new every time.
 _REPEATING = frozenset({"PID", "PD1", "PV1", "PV2", "IN1", "IN2", "ORC", "TQ1", "RXO", "RXE", "RXR"})
-_SEGMENTS: dict[tuple[str, Syntax], Segment] = {}
 
 
 def read_message(raw: bytes, max_bytes: int = MAX_BYTES) -> Message:
@@ -81,24 +79,29 @@ def read_message(raw: bytes, max_bytes: int = MAX_BYTES) -> Message:
     plain = True if is_plain(text[body:], syntax) else None
     # The header line was checked above; blank and whitespace-only lines are skipped.
     segments = [Segment(text[:body], syntax)]
-    memo = _SEGMENTS
     for line in text[body + 1 :].split("\n"):
         if not line or line[0].isspace():
             continue
-        segment = memo.get((line, syntax))
-        if segment is None:
-            segment = Segment(line, syntax, plain)
-            if (
-                line[:3] in _REPEATING
-                and len(line) <= _MEMO_LINE
-                and line.isascii()
-                and line.count(syntax.field) < _MEMO_FIELDS
-            ):
-                if len(memo) >= _MEMO_SIZE:
-                    memo.clear()
-                memo[line, syntax] = segment
-        segments.append(segment)
+        if (
+            line[:3] in _REPEATING
+            and len(line) <= _MEMO_LINE
+            and line.isascii()
+            and line.count(syntax.field) < _MEMO_FIELDS
+        ):
+            segments.append(_repeating_segment(line, syntax))
+        else:
+            segments.append(Segment(line, syntax, plain))
     return Message(syntax, tuple(segments))
+
+
+@lru_cache(maxsize=2048)
+def _repeating_segment(line: str, syntax: Syntax) -> Segment:
+    """A segment a feed sends again with every administration of a visit or order, read once.
+
+    Shared between messages: a ``Segment`` is never changed once built, and whether it is plain
+    depends on its own text and delimiters only (checked here, not taken from the message).
+    """
+    return Segment(line, syntax)
 
 
 @lru_cache(maxsize=64)

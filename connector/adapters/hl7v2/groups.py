@@ -108,6 +108,8 @@ def groups(message: Message) -> list[Group]:
 
 def ordered_minutes(message: Message, group: Group) -> int | None:
     """Minutes of the first usable TQ1-13 occurrence duration in the order header, if any."""
+    if group.order_at and group.header_end - group.order_at <= 1:
+        return None  # the header is the ORC alone: no TQ1 (checked first: the common case)
     for segment in message.segments[group.order_at : group.header_end]:
         if segment.name == "TQ1":
             minutes = _duration(segment.value(13), segment.value(13, 2))

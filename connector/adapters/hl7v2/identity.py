@@ -24,16 +24,16 @@ with neither service step nor fallback has the message rejected here, ``missing_
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from connector.adapters.errors import BadIdentifier, MissingEncounterKey
+from connector.adapters.hl7v2.encoding import Syntax
 from connector.adapters.hl7v2.segments import Message, Segment
 from connector.adapters.sanity import identifier
 from connector.model import EncounterRef, IdentityHints
 from connector.policy.site import SiteProfile
 
-_MEMO_TEXT = 1024  # longer PID+PV1 texts are read every time: the memo must stay small
-_MEMO_SIZE = 4096  # entries; a full memo is emptied, never grown further
-_memo: dict[tuple[object, ...], tuple[EncounterRef, str]] = {}
+_MEMO_TEXT = 1024  # longer PID+PV1 texts are read every time: the cache must stay small
 
 
 def encounter_ref(
@@ -57,9 +57,16 @@ def encounter_ref(
         BadIdentifier: The first step that is sent holds a broken number or authority.
         MissingEncounterKey: No step carries a number and nothing else can resolve it.
     """
+    return _encounter(pid, pv1, facility, site.field_steps, not resolvable or site.rejects_unkeyed)
+
+
+def _encounter(
+    pid: Segment | None, pv1: Segment | None, facility: str, steps: tuple[str, ...], unkeyed_rejected: bool
+) -> EncounterRef:
+    """``encounter_ref`` on the chain's field steps; ``unkeyed_rejected``: no number is an error."""
     patient = pid.value(3) if pid else ""
     patient_id = identifier(patient, "PID-3") if patient else ""
-    for step in site.field_steps:
+    for step in steps:
         segment = pv1 if step.startswith("PV1") else pid
         cx = segment.components(int(step[4:])) if segment else []
         if not cx or not cx[0]:
@@ -68,39 +75,47 @@ def encounter_ref(
         sent_authority = cx[3] if len(cx) > 3 else ""
         authority = identifier(sent_authority, f"{step} CX.4") if sent_authority else facility
         return EncounterRef(f"{authority}|{number}", number, authority, patient_id, facility)
-    if not resolvable or site.rejects_unkeyed:
-        raise MissingEncounterKey(f"none of {', '.join(site.field_steps) or 'the chain fields'} carries a number")
+    if unkeyed_rejected:
+        raise MissingEncounterKey(f"none of {', '.join(steps) or 'the chain fields'} carries a number")
     return EncounterRef("", "", facility, patient_id, facility)
 
 
 def encounter_and_account(
     pid: Segment | None, pv1: Segment | None, facility: str, site: SiteProfile, *, resolvable: bool
 ) -> tuple[EncounterRef, str]:
-    """``encounter_ref`` and ``account_number``, remembered by the PID and PV1 texts.
+    """``encounter_ref`` and ``account_number``, cached by the PID and PV1 texts.
 
     A feed sends the same PID and PV1 with every administration of a visit, and reading the
     identity chain is a large share of a short RAS. The result depends only on the two
-    segments' text and syntax, the facility, the site's chain and fallback, and
-    ``resolvable``, which make the key; the values are immutable. A failure is not
-    remembered: it is raised again, the same, on every message.
+    segments' text and syntax, the facility, the chain's field steps and whether a message
+    without a number is rejected, which make the key; the values are immutable. A failure is
+    not cached: it is raised again, the same, on every message.
 
     Raises:
         BadIdentifier: As ``encounter_ref``.
         MissingEncounterKey: As ``encounter_ref``.
     """
-    pid_text = pid.text if pid else None
-    pv1_text = pv1.text if pv1 else None
-    syntax = pid.syntax if pid else pv1.syntax if pv1 else None
-    if len(pid_text or "") + len(pv1_text or "") > _MEMO_TEXT:
+    sent = pid or pv1
+    if sent is None or len(pid.text if pid else "") + len(pv1.text if pv1 else "") > _MEMO_TEXT:
         return encounter_ref(pid, pv1, facility, site, resolvable=resolvable), account_number(pid)
-    key = (pid_text, pv1_text, syntax, facility, site.identity_chain, site.fallback, resolvable)
-    found = _memo.get(key)
-    if found is None:
-        found = (encounter_ref(pid, pv1, facility, site, resolvable=resolvable), account_number(pid))
-        if len(_memo) >= _MEMO_SIZE:
-            _memo.clear()
-        _memo[key] = found
-    return found
+    unkeyed_rejected = not resolvable or site.rejects_unkeyed
+    return _identity_of(
+        pid.text if pid else None, pv1.text if pv1 else None, sent.syntax, facility, site.field_steps, unkeyed_rejected
+    )
+
+
+@lru_cache(maxsize=4096)
+def _identity_of(
+    pid_text: str | None,
+    pv1_text: str | None,
+    syntax: Syntax,
+    facility: str,
+    steps: tuple[str, ...],
+    unkeyed_rejected: bool,
+) -> tuple[EncounterRef, str]:
+    pid = Segment(pid_text, syntax) if pid_text is not None else None
+    pv1 = Segment(pv1_text, syntax) if pv1_text is not None else None
+    return _encounter(pid, pv1, facility, steps, unkeyed_rejected), account_number(pid)
 
 
 def account_number(pid: Segment | None) -> str:

@@ -38,12 +38,8 @@ _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)", re.ASCII)
 _NO_CONTEXTS: frozenset[str] = frozenset()
 _CACHED_FIELD_LENGTH = 512
 _RXA_FIELDS = 23  # RXA-0 … RXA-22: everything the adapter reads, split in one pass
-_MEMO_SIZE = 1024  # entries of each memo below; a full memo is emptied, never grown further
-_MAX_DOSE_TEXT = 32  # longer RXA-6 texts are not remembered
+_MAX_DOSE_TEXT = 32  # longer RXA-6 texts are not cached
 _NO_ROUTE = (EMPTY, "", EMPTY)
-_ROUTES: dict[tuple[str, Syntax], tuple[CodedValue, str, CodedValue]] = {}
-_DOSES: dict[str, Decimal | None] = {}
-_UNREAD = Decimal("NaN")  # "not remembered": compared by identity, so never a stored dose
 
 
 class RasReader:
@@ -102,8 +98,6 @@ class RasReader:
             raise MissingField("RXA-5 empty")
         entered = values[22]
         route, site, method = _NO_ROUTE if rxr is None else _route(rxr)
-        # Only an order header longer than its ORC can hold a TQ1 (see ``ordered_minutes``).
-        has_header = group.header_end - group.order_at > 1 or group.order_at == 0
         return Administration(
             id=admin_id,
             encounter_key=self.encounter_key,
@@ -118,13 +112,13 @@ class RasReader:
             site=site,
             dose=_dose(values[6]),
             dose_unit=values[7],
-            ordered_minutes=ordered_minutes(message, group) if has_header else None,
+            ordered_minutes=ordered_minutes(message, group),
             has_rate=bool(values[12]),
             primary=self.primary is not None and is_primary(message, group, self.primary),
             contexts=_NO_CONTEXTS,
             department=self.department,
             source=self.source,
-            time_review=clock.review((("RXA-3", start_text), ("RXA-4", end_text))) if clock.ambiguous else "",
+            time_review=clock.review((("RXA-3", start_text), ("RXA-4", end_text))),
         )
 
 
@@ -145,23 +139,19 @@ def _status(sent: str, action: str, policy: Policy) -> AdminStatus:
 
 
 def _route(rxr: Segment) -> tuple[CodedValue, str, CodedValue]:
-    """RXR-1 route, RXR-2 site and the RXR-4/RXR-3 method, remembered by the RXR text.
+    """RXR-1 route, RXR-2 site and the RXR-4/RXR-3 method, cached by the RXR text.
 
-    A feed sends a handful of distinct RXR segments; reading one is three cached field
-    lookups and an unescape, and the result is immutable. Long segments are read every time
-    (a hostile feed must not pin large strings).
+    A feed sends a handful of distinct RXR segments, and the result is immutable. Long segments
+    are read every time (a hostile feed must not pin large strings).
     """
-    text = rxr.text
-    if len(text) > _CACHED_FIELD_LENGTH:
+    if len(rxr.text) > _CACHED_FIELD_LENGTH:
         return _route_of(rxr)
-    key = (text, rxr.syntax)
-    found = _ROUTES.get(key)
-    if found is None:
-        found = _route_of(rxr)
-        if len(_ROUTES) >= _MEMO_SIZE:
-            _ROUTES.clear()
-        _ROUTES[key] = found
-    return found
+    return _route_of_text(rxr.text, rxr.syntax)
+
+
+@lru_cache(maxsize=1024)
+def _route_of_text(text: str, syntax: Syntax) -> tuple[CodedValue, str, CodedValue]:
+    return _route_of(Segment(text, syntax))
 
 
 def _route_of(rxr: Segment) -> tuple[CodedValue, str, CodedValue]:
@@ -171,16 +161,15 @@ def _route_of(rxr: Segment) -> tuple[CodedValue, str, CodedValue]:
 
 
 def _dose(text: str) -> Decimal | None:
-    """RXA-6 as a number (None when it is not one), remembered: doses repeat across messages."""
-    dose = _DOSES.get(text, _UNREAD)  # one lookup: another thread may empty the memo meanwhile
-    if dose is not _UNREAD:
-        return dose
-    dose = Decimal(text) if _NUMBER.fullmatch(text) else None
-    if len(text) <= _MAX_DOSE_TEXT:
-        if len(_DOSES) >= _MEMO_SIZE:
-            _DOSES.clear()
-        _DOSES[text] = dose
-    return dose
+    """RXA-6 as a number (None when it is not one), cached: doses repeat across messages."""
+    if len(text) > _MAX_DOSE_TEXT:
+        return _number.__wrapped__(text)
+    return _number(text)
+
+
+@lru_cache(maxsize=1024)
+def _number(text: str) -> Decimal | None:
+    return Decimal(text) if _NUMBER.fullmatch(text) else None
 
 
 def _method(raw_method: str, raw_device: str, syntax: Syntax) -> CodedValue:

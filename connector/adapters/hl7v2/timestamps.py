@@ -35,7 +35,7 @@ def parse_dtm(text: str, zone: tzinfo, where: str, need_day: bool = False, notes
     # Sliced by hand rather than with a regex or strptime: this runs several times per
     # administration and was the largest single cost of a RAS after the model objects.
     tz = zone
-    if len(text) >= 9 and text[-5] in "+-":  # has_offset, inlined
+    if has_offset(text):
         tz = _ZONES.get(text[-5:]) or _offset_zone(text[-5:], where)
         text = text[:-5]
     if text.isascii() and text.isdigit():
@@ -194,7 +194,7 @@ class Clock:
             notes: list[str] = []
             zone = self.zone
             moment = self.window.check(parse_dtm(text, zone, where, need_day, notes), where)
-            if self.convert and len(text) >= 9 and text[-5] in "+-":  # has_offset, inlined
+            if self.convert and has_offset(text):
                 moment = in_zone(moment, zone, where)
             self._moments[key] = moment
             if notes:
